@@ -201,8 +201,12 @@ class CustomerSpendingFeatures(_HistoryTransformer):
         out = {}
         for w in self._check_windows():
             counts, sums = window_counts_sums(
-                both["CUSTOMER_ID"].to_numpy(), t, both["TRANSACTION_ID"].to_numpy(),
-                both["TX_AMOUNT"].to_numpy(dtype=float), 0, w * SECONDS_PER_DAY,
+                both["CUSTOMER_ID"].to_numpy(),
+                t,
+                both["TRANSACTION_ID"].to_numpy(),
+                both["TX_AMOUNT"].to_numpy(dtype=float),
+                0,
+                w * SECONDS_PER_DAY,
             )
             out[f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"] = counts[pos].astype(float)
             out[f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW"] = sums[pos] / np.maximum(counts[pos], 1)
@@ -264,12 +268,18 @@ class TerminalRiskFeatures(_HistoryTransformer):
         out = {}
         for w in self._check_windows():
             counts, frauds = window_counts_sums(
-                both["TERMINAL_ID"].to_numpy(), t, both["TRANSACTION_ID"].to_numpy(),
-                labels, lag, w * SECONDS_PER_DAY,
+                both["TERMINAL_ID"].to_numpy(),
+                t,
+                both["TRANSACTION_ID"].to_numpy(),
+                labels,
+                lag,
+                w * SECONDS_PER_DAY,
             )
             c = counts[pos]
             out[f"TERMINAL_ID_NB_TX_{w}DAY_WINDOW"] = c.astype(float)
-            out[f"TERMINAL_ID_RISK_{w}DAY_WINDOW"] = np.where(c > 0, frauds[pos] / np.maximum(c, 1), 0.0)
+            out[f"TERMINAL_ID_RISK_{w}DAY_WINDOW"] = np.where(
+                c > 0, frauds[pos] / np.maximum(c, 1), 0.0
+            )
         return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None):
@@ -333,12 +343,16 @@ class FraudFeatures(TransformerMixin, BaseEstimator):
             self.customer_.transform(X),
             self.terminal_.transform(X),
         ]
-        return pd.concat(parts, axis=1)
+        return pd.concat(parts, axis=1).astype(np.float64)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "terminal_")
         return np.array(
-            ["TX_AMOUNT", *self.datetime_.get_feature_names_out(),
-             *self.customer_.get_feature_names_out(), *self.terminal_.get_feature_names_out()],
+            [
+                "TX_AMOUNT",
+                *self.datetime_.get_feature_names_out(),
+                *self.customer_.get_feature_names_out(),
+                *self.terminal_.get_feature_names_out(),
+            ],
             dtype=object,
         )

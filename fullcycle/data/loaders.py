@@ -62,7 +62,9 @@ def load_transactions(path: str | Path, start_date: str | None = None) -> pd.Dat
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path} does not exist; pass a folder of daily .pkl files or a .csv/.parquet file")
+        raise DataError(
+            f"{path} does not exist; pass a folder of daily .pkl files or a .csv/.parquet file"
+        )
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
         if not files:
@@ -86,15 +88,23 @@ def load_transactions(path: str | Path, start_date: str | None = None) -> pd.Dat
         secs = (df["TX_DATETIME"] - day0).dt.total_seconds()
         df["TX_TIME_SECONDS"] = secs.round().astype("Int64")
     if "TX_TIME_DAYS" not in df:
-        df["TX_TIME_DAYS"] = (pd.to_numeric(df["TX_TIME_SECONDS"]) // SECONDS_PER_DAY).astype("Int64")
+        df["TX_TIME_DAYS"] = (pd.to_numeric(df["TX_TIME_SECONDS"]) // SECONDS_PER_DAY).astype(
+            "Int64"
+        )
     if "TX_CHANNEL" not in df:
         df["TX_CHANNEL"] = "unknown"
-    df["TX_CHANNEL"] = pd.Categorical(df["TX_CHANNEL"].astype(str), categories=[*CHANNELS, "unknown"])
+    df["TX_CHANNEL"] = pd.Categorical(
+        df["TX_CHANNEL"].astype(str), categories=[*CHANNELS, "unknown"]
+    )
     if "TX_FRAUD" not in df:
-        raise DataError(f"{path}: no TX_FRAUD column; labelled data is needed to train and evaluate")
+        raise DataError(
+            f"{path}: no TX_FRAUD column; labelled data is needed to train and evaluate"
+        )
     if "TX_FRAUD_SCENARIO" not in df:
         df["TX_FRAUD_SCENARIO"] = np.where(df["TX_FRAUD"] == 0, 0, -1)
-    clean = df.dropna(subset=["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", "TX_TIME_SECONDS"])
+    clean = df.dropna(
+        subset=["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", "TX_TIME_SECONDS"]
+    )
     if len(clean) == len(df):
         df = df.astype(
             {
@@ -124,5 +134,7 @@ def save_transactions(df: pd.DataFrame, path: str | Path) -> Path:
         for day, part in df.groupby(df["TX_DATETIME"].dt.strftime("%Y-%m-%d"), sort=True):
             part.to_pickle(path / f"{day}.pkl")
     else:
-        raise DataError(f"{path}: choose a .csv or .parquet file, or a folder name for daily pickles")
+        raise DataError(
+            f"{path}: choose a .csv or .parquet file, or a folder name for daily pickles"
+        )
     return path

@@ -147,7 +147,9 @@ def make_messy(
         for j, (i, stamp, off) in enumerate(zip(rows, local, offsets, strict=True)):
             sign = "+" if off >= 0 else "-"
             hh, mm = divmod(abs(int(off)), 60)
-            text[i] = stamp.strftime("%Y-%m-%dT%H:%M:%S") + (f"{sign}{hh:02d}:{mm:02d}" if j % 5 else "Z")
+            text[i] = stamp.strftime("%Y-%m-%dT%H:%M:%S") + (
+                f"{sign}{hh:02d}:{mm:02d}" if j % 5 else "Z"
+            )
         df["TX_DATETIME"] = text
         report.rows["mixed_timezones"] = df["TRANSACTION_ID"].to_numpy()[rows]
 

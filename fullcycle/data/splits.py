@@ -82,4 +82,6 @@ def time_split(
         known = ~np.isnan(ff) & (ff <= d - delay_days)
         test_mask &= ~known
     test = df[test_mask]
-    return TimeSplit(train, history, test, (train_start_day, train_end - 1), (test_start, test_end - 1))
+    return TimeSplit(
+        train, history, test, (train_start_day, train_end - 1), (test_start, test_end - 1)
+    )

@@ -133,7 +133,8 @@ _CHECK_TEXT = {
     "not_nullable": "{col} is missing",
     "field_uniqueness": "{col} {value} is not unique (an earlier row has it)",
     "greater_than_or_equal_to(0)": "{col} {value} is negative",
-    f"less_than_or_equal_to({MAX_AMOUNT})": "{col} {value} is above the maximum " + f"{MAX_AMOUNT:,.0f}",
+    f"less_than_or_equal_to({MAX_AMOUNT})": "{col} {value} is above the maximum "
+    + f"{MAX_AMOUNT:,.0f}",
 }
 
 
@@ -168,7 +169,9 @@ def _near_duplicates(df: pd.DataFrame, seconds: int) -> pd.Series:
     usable = df.dropna(subset=["CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME"])
     if usable.empty:
         return out
-    s = usable.sort_values(["CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME"], kind="stable")
+    s = usable.sort_values(
+        ["CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME"], kind="stable"
+    )
     same = (
         s["CUSTOMER_ID"].eq(s["CUSTOMER_ID"].shift())
         & s["TERMINAL_ID"].eq(s["TERMINAL_ID"].shift())
@@ -233,8 +236,11 @@ def validate_transactions(
 
     near = _near_duplicates(rest, near_duplicate_seconds)
     for idx, original in near.dropna().items():
-        add(idx, f"near duplicate of TRANSACTION_ID {original} (same card, terminal and amount "
-                 f"within {near_duplicate_seconds}s)")
+        add(
+            idx,
+            f"near duplicate of TRANSACTION_ID {original} (same card, terminal and amount "
+            f"within {near_duplicate_seconds}s)",
+        )
 
     bad = pd.Index(list(reasons))
     quarantine = df.loc[bad].copy() if len(bad) else df.iloc[:0].copy()
@@ -246,11 +252,15 @@ def validate_transactions(
             key = re.sub(r"-?\d[\d.,:\-]*", "N", text)
             key = re.sub(r"'[^']*'", "'…'", key)
             counts[key] = counts.get(key, 0) + 1
-    valid = valid.astype({"TRANSACTION_ID": np.int64, "CUSTOMER_ID": np.int64, "TERMINAL_ID": np.int64})
+    valid = valid.astype(
+        {"TRANSACTION_ID": np.int64, "CUSTOMER_ID": np.int64, "TERMINAL_ID": np.int64}
+    )
     if labelled:
         valid["TX_FRAUD"] = valid["TX_FRAUD"].astype(np.int8)
     valid["TX_CHANNEL"] = pd.Categorical(valid["TX_CHANNEL"], categories=[*CHANNELS, "unknown"])
-    valid = valid.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable").reset_index(drop=True)
+    valid = valid.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable").reset_index(
+        drop=True
+    )
     return ValidationResult(valid=valid, quarantine=quarantine, counts=counts)
 
 

@@ -39,7 +39,9 @@ def get_value_model(name: str, **params):
         return _REGISTRY[name](**params)
     except TypeError as exc:
         fields = sorted(_REGISTRY[name].__dataclass_fields__)
-        raise ConfigError(f"business value model {name!r}: {exc}; its parameters are {fields}") from None
+        raise ConfigError(
+            f"business value model {name!r}: {exc}; its parameters are {fields}"
+        ) from None
 
 
 def value_models() -> list[str]:
@@ -104,7 +106,9 @@ class FraudInvestigationValue:
         if self.k < 1:
             raise ConfigError(f"fraud_investigation.k must be >= 1, got {self.k}")
         if not 0 <= self.recovery_rate <= 1:
-            raise ConfigError(f"fraud_investigation.recovery_rate must be in [0, 1], got {self.recovery_rate}")
+            raise ConfigError(
+                f"fraud_investigation.recovery_rate must be in [0, 1], got {self.recovery_rate}"
+            )
         if self.review_cost < 0 or self.friction_cost < 0:
             raise ConfigError("fraud_investigation.review_cost and friction_cost must be >= 0")
 
@@ -112,10 +116,15 @@ class FraudInvestigationValue:
         return asdict(self)
 
     def _card_day_amounts(self, frame, day, card, label, amount):
-        fraud_amount = np.where(frame[label].to_numpy() == 1, frame[amount].to_numpy(dtype=float), 0.0)
+        fraud_amount = np.where(
+            frame[label].to_numpy() == 1, frame[amount].to_numpy(dtype=float), 0.0
+        )
         return (
-            pd.DataFrame({"day": frame[day].to_numpy(), "card": frame[card].to_numpy(), "fa": fraud_amount})
-            .groupby(["day", "card"], sort=True)["fa"].sum()
+            pd.DataFrame(
+                {"day": frame[day].to_numpy(), "card": frame[card].to_numpy(), "fa": fraud_amount}
+            )
+            .groupby(["day", "card"], sort=True)["fa"]
+            .sum()
         )
 
     def evaluate(
@@ -135,7 +144,9 @@ class FraudInvestigationValue:
         if scores is None:
             # Oracle: rank cards by what catching them is worth; only compromised ones are reviewed.
             worth = fa.groupby(level="card").transform(lambda s: s[::-1].cumsum()[::-1])
-            lookup = worth.reindex(pd.MultiIndex.from_arrays([frame[day].to_numpy(), frame[card].to_numpy()]))
+            lookup = worth.reindex(
+                pd.MultiIndex.from_arrays([frame[day].to_numpy(), frame[card].to_numpy()])
+            )
             scores = lookup.to_numpy() + 1e-9 * frame[amount].to_numpy(dtype=float)
             fraud_only = True
         else:
@@ -151,7 +162,9 @@ class FraudInvestigationValue:
             key = pd.MultiIndex.from_frame(reviews[["day", "card"]])
             recovered = self.recovery_rate * fa.reindex(key).fillna(0.0).to_numpy()
             if self.block_prevents_future:
-                merged = reviews[["day", "card"]].merge(fa_by_card, on="card", suffixes=("", "_later"))
+                merged = reviews[["day", "card"]].merge(
+                    fa_by_card, on="card", suffixes=("", "_later")
+                )
                 later = merged[merged["day_later"] > merged["day"]]
                 future = later.groupby(["day", "card"])["fa"].sum()
                 prevented = future.reindex(key).fillna(0.0).to_numpy()

@@ -10,7 +10,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fullcycle.exceptions import DataError
 
-__all__ = ["CardPrecision", "average_precision", "card_precision_at_k", "daily_top_k_cards", "roc_auc"]
+__all__ = [
+    "CardPrecision",
+    "average_precision",
+    "card_precision_at_k",
+    "compute_metric",
+    "daily_top_k_cards",
+    "parse_metric_name",
+    "roc_auc",
+]
 
 
 def _labels_scores(y_true, y_score):
@@ -71,15 +79,21 @@ def daily_top_k_cards(
     if not np.isfinite(s).all():
         raise DataError(f"scores contain {int((~np.isfinite(s)).sum())} NaN/inf values")
     per_card = (
-        pd.DataFrame({"day": frame[day].to_numpy(), "card": frame[card].to_numpy(),
-                      "score": s, "fraud": frame[label].to_numpy()})
+        pd.DataFrame(
+            {
+                "day": frame[day].to_numpy(),
+                "card": frame[card].to_numpy(),
+                "score": s,
+                "fraud": frame[label].to_numpy(),
+            }
+        )
         .groupby(["day", "card"], sort=True)
         .agg(score=("score", "max"), fraud=("fraud", "max"))
         .reset_index()
     )
     caught: set = set()
     reviews = []
-    for d, g in per_card.groupby("day", sort=True):
+    for _d, g in per_card.groupby("day", sort=True):
         if caught:
             g = g[~g["card"].isin(caught)]
         top = g.sort_values(["score", "card"], ascending=[False, True], kind="stable").head(k)
@@ -109,4 +123,29 @@ def card_precision_at_k(frame: pd.DataFrame, scores, k: int = 100, **columns) ->
     """
     reviews = daily_top_k_cards(frame, scores, k, **columns)
     per_day = reviews.groupby("day")["fraud"].sum() / k
-    return CardPrecision(k=k, mean=float(per_day.mean()) if len(per_day) else float("nan"), per_day=per_day)
+    return CardPrecision(
+        k=k, mean=float(per_day.mean()) if len(per_day) else float("nan"), per_day=per_day
+    )
+
+
+def parse_metric_name(name: str) -> tuple[str, int | None]:
+    """Split a metric name such as ``card_precision@100`` into (kind, k)."""
+    if name in ("roc_auc", "average_precision"):
+        return name, None
+    if name.startswith("card_precision@"):
+        k = name.split("@", 1)[1]
+        if k.isdigit() and int(k) > 0:
+            return "card_precision", int(k)
+    raise ValueError(
+        f"unknown metric {name!r}; choose from roc_auc, average_precision, card_precision@K (K a positive integer)"
+    )
+
+
+def compute_metric(name: str, frame: pd.DataFrame, scores, label: str = "TX_FRAUD") -> float:
+    """Compute a metric by its spec name on a labelled frame and scores."""
+    kind, k = parse_metric_name(name)
+    if kind == "roc_auc":
+        return roc_auc(frame[label], scores)
+    if kind == "average_precision":
+        return average_precision(frame[label], scores)
+    return card_precision_at_k(frame, scores, k=k, label=label).mean

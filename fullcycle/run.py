@@ -1,0 +1,301 @@
+"""The reference run of a project: simulate -> validate -> features -> train -> evaluate -> track -> register."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fullcycle.data.fraud import FraudSimulatorConfig, simulate_transactions
+from fullcycle.data.loaders import load_transactions
+from fullcycle.data.splits import TimeSplit, time_split
+from fullcycle.data.validation import ValidationResult, validate_transactions
+from fullcycle.evaluate import Scorecard, make_scorecard
+from fullcycle.exceptions import ConfigError, SpecError
+from fullcycle.features import FraudFeatures
+from fullcycle.spec import ProjectSpec
+
+__all__ = [
+    "RunResult",
+    "load_data",
+    "load_model_factory",
+    "prepare",
+    "run_project",
+    "DriftComparison",
+    "compare_drift",
+]
+
+#: Smaller simulator settings for notebooks, tests and laptops (same split days).
+SCALES = {
+    "full": {},
+    "small": {"n_customers": 1000, "n_terminals": 2000},
+    "tiny": {"n_customers": 300, "n_terminals": 600},
+}
+
+
+def _say(progress, msg):
+    if progress:
+        progress(msg)
+
+
+def load_data(spec: ProjectSpec, scale: str = "full", drift: bool = False) -> pd.DataFrame:
+    """The project's raw transactions: simulated as the spec says, or read from its files."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
+    if spec.data.source == "files":
+        path = Path(spec.data.path)
+        if not path.is_absolute() and spec.root is not None:
+            path = spec.root / path
+        return load_transactions(path)
+    params = {**spec.data.params, **SCALES[scale]}
+    params["scenarios"] = tuple(params.get("scenarios", (1, 2, 3)))
+    if drift:
+        if spec.data.drift is None:
+            raise SpecError(
+                f"project {spec.name!r} has no data.drift section; add one to run with drift"
+            )
+        params["scenarios"] = tuple(sorted({*params["scenarios"], spec.data.drift.scenario}))
+        params["card_testing_start_day"] = spec.data.drift.start_day
+    cfg = FraudSimulatorConfig(seed=spec.data.seed, **params)
+    return simulate_transactions(cfg).transactions
+
+
+def load_model_factory(spec: ProjectSpec, kit_dir: str | Path | None = None) -> Callable:
+    """Import the kit's model factory named by ``kit.model_factory`` (``module:function``)."""
+    module_name, func_name = spec.kit.model_factory.split(":")
+    if kit_dir is None:
+        repo = spec.root.parent.parent if spec.root else Path.cwd()
+        kit_dir = repo / spec.kit.path
+    path = Path(kit_dir) / f"{module_name}.py"
+    if not path.is_file():
+        raise SpecError(
+            f"kit.model_factory: {path} does not exist; check kit.path and the module name"
+        )
+    unique = f"_fullcycle_kit_{abs(hash(str(path.resolve())))}_{module_name}"
+    mod_spec = importlib.util.spec_from_file_location(unique, path)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[unique] = module
+    mod_spec.loader.exec_module(module)
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise SpecError(f"kit.model_factory: {path} has no function {func_name!r}")
+    return factory
+
+
+@dataclass
+class Prepared:
+    """Data after validation, split and feature building."""
+
+    validation: ValidationResult
+    split: TimeSplit
+    features: FraudFeatures
+    X_train: pd.DataFrame
+    y_train: pd.Series
+    X_test: pd.DataFrame
+
+
+def prepare(spec: ProjectSpec, raw: pd.DataFrame) -> Prepared:
+    """Validate (quarantining bad rows), split by time and build the features."""
+    validation = validate_transactions(raw)
+    s = spec.data.split
+    split = time_split(
+        validation.valid,
+        s.train_start_day,
+        s.train_days,
+        s.delay_days,
+        s.test_days,
+        s.drop_known_compromised,
+    )
+    feats = FraudFeatures(delay=s.delay_days).fit(split.history, split.history["TX_FRAUD"])
+    return Prepared(
+        validation,
+        split,
+        feats,
+        feats.transform(split.train),
+        split.train["TX_FRAUD"],
+        feats.transform(split.test),
+    )
+
+
+@dataclass
+class RunResult:
+    scorecard: Scorecard
+    scores: np.ndarray
+    prepared: Prepared
+    model: object
+    run_id: str | None = None
+    registered: object | None = None
+    gate_passed: bool = False
+    gate_reasons: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _gate(spec, card: Scorecard) -> tuple[bool, list[str]]:
+    m = card.metrics()
+    reasons = []
+    auc = m.get("roc_auc", float("nan"))
+    if not auc >= spec.gate.min_roc_auc:
+        reasons.append(f"roc_auc {auc:.3f} < {spec.gate.min_roc_auc}")
+    if not m["value_vs_baseline"] >= spec.gate.min_value_vs_baseline:
+        reasons.append(
+            f"value_vs_baseline {m['value_vs_baseline']:.2f} < {spec.gate.min_value_vs_baseline}"
+        )
+    return not reasons, reasons
+
+
+def run_project(
+    spec: ProjectSpec,
+    workspace: str | Path = "workspace",
+    *,
+    scale: str = "full",
+    drift: bool = False,
+    track: bool = True,
+    register: bool = True,
+    seed: int = 0,
+    kit_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> RunResult:
+    """Run a project's reference pipeline end to end.
+
+    Parameters
+    ----------
+    spec : ProjectSpec
+    workspace : path
+        Folder for the MLflow store and run artifacts.
+    scale : {"full", "small", "tiny"}
+        Simulator size (ignored for file data).
+    drift : bool
+        Activate the spec's drift scenario in the scoring window.
+    track, register : bool
+        Log to MLflow; register as champion when the gate passes.
+    seed : int
+        Seed handed to the kit's model factory.
+    """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    raw = load_data(spec, scale=scale, drift=drift)
+    timings["data"] = time.perf_counter() - t
+    _say(
+        progress,
+        f"[1/6] data: {len(raw):,} transactions, {int(raw['TX_FRAUD'].sum()):,} frauds "
+        f"({timings['data']:.1f}s)",
+    )
+    t = time.perf_counter()
+    prep = prepare(spec, raw)
+    timings["prepare"] = time.perf_counter() - t
+    _say(
+        progress,
+        f"[2/6] validated: {len(prep.validation.valid):,} rows kept, "
+        f"{len(prep.validation.quarantine):,} quarantined",
+    )
+    _say(
+        progress,
+        f"[3/6] features: train {len(prep.X_train):,} rows, scoring window "
+        f"{len(prep.X_test):,} rows ({timings['prepare']:.1f}s)",
+    )
+    t = time.perf_counter()
+    model = load_model_factory(spec, kit_dir)(seed=seed)
+    model.fit(prep.X_train, prep.y_train)
+    scores = model.predict_proba(prep.X_test)[:, 1]
+    timings["train"] = time.perf_counter() - t
+    _say(progress, f"[4/6] trained {type(model).__name__} ({timings['train']:.1f}s)")
+    t = time.perf_counter()
+    card = make_scorecard(spec, prep.split.test, scores)
+    timings["evaluate"] = time.perf_counter() - t
+    _say(progress, f"[5/6] evaluated: {card.headline()}")
+    result = RunResult(card, scores, prep, model, timings=timings)
+    result.gate_passed, result.gate_reasons = _gate(spec, card)
+    if track:
+        from fullcycle import tracking
+
+        t = time.perf_counter()
+        exp = tracking.setup_tracking(workspace, spec.name)
+        data_fp = tracking.data_fingerprint(prep.validation.valid)
+        params = {
+            "model": repr(model),
+            "scale": scale,
+            "drift": drift,
+            "seed": seed,
+            **{f"split.{k}": v for k, v in spec.data.split.model_dump().items()},
+            **{f"value.{k}": v for k, v in spec.business_value.params.items()},
+        }
+        tags = {
+            "data_fingerprint": data_fp,
+            "code_version": tracking.code_version(),
+            "spec_sha256": spec.sha256,
+            "project": spec.name,
+            "gate": "passed" if result.gate_passed else "failed: " + "; ".join(result.gate_reasons),
+        }
+        metrics = {k.replace("@", "_at_"): v for k, v in card.metrics().items()}
+        metrics["quarantined_rows"] = len(prep.validation.quarantine)
+        result.run_id, model_uri = tracking.log_model_run(
+            experiment_id=exp,
+            model=model,
+            input_example=prep.X_train,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            run_name=f"{spec.name}-{'drift' if drift else 'reference'}",
+        )
+        if register and result.gate_passed:
+            result.registered = tracking.register_champion(model_uri, spec.name, result.run_id)
+        timings["track"] = time.perf_counter() - t
+        what = (
+            f"registered {spec.name} v{result.registered.version} as champion"
+            if result.registered
+            else ("gate failed: " + "; ".join(result.gate_reasons))
+            if not result.gate_passed
+            else "not registered"
+        )
+        _say(progress, f"[6/6] tracked run {result.run_id[:8]}; {what} ({timings['track']:.1f}s)")
+    return result
+
+
+@dataclass
+class DriftComparison:
+    clean: Scorecard
+    drifted: Scorecard
+    scenario4_frauds: int
+    scenario4_caught_share: float
+
+    def format(self) -> str:
+        c, d = self.clean.metrics(), self.drifted.metrics()
+        gap_clean = c["oracle_net_value"] - c["net_value"]
+        gap_drift = d["oracle_net_value"] - d["net_value"]
+        return "\n".join(
+            [
+                "What drift costs (card testing begins on the first scoring day)",
+                f"  share of achievable value: {c['share_of_oracle']:.0%} clean -> {d['share_of_oracle']:.0%} with drift",
+                f"  ROC AUC: {c['roc_auc']:.3f} -> {d['roc_auc']:.3f}",
+                f"  value left on the table: {gap_clean:,.0f} -> {gap_drift:,.0f} "
+                f"(drift costs {gap_drift - gap_clean:,.0f} over the window)",
+                f"  card-testing frauds: {self.scenario4_frauds:,}, of which the model ranks "
+                f"{self.scenario4_caught_share:.0%} in the daily top k",
+            ]
+        )
+
+
+def compare_drift(spec: ProjectSpec, clean: RunResult, drifted: RunResult) -> DriftComparison:
+    """Compare a clean run with the same run where the drift scenario is active."""
+    test = drifted.prepared.split.test
+    s4 = test["TX_FRAUD_SCENARIO"].to_numpy() == 4
+    k = spec.business_value.build().k
+    from fullcycle.metrics.technical import daily_top_k_cards
+
+    reviews = daily_top_k_cards(test, drifted.scores, k)
+    s4_cards = set(zip(test.loc[s4, "TX_TIME_DAYS"], test.loc[s4, "CUSTOMER_ID"], strict=True))
+    caught = sum((d, c) in s4_cards for d, c in zip(reviews["day"], reviews["card"], strict=True))
+    share = caught / len(s4_cards) if s4_cards else float("nan")
+    return DriftComparison(clean.scorecard, drifted.scorecard, int(s4.sum()), share)
+
+
+def with_scale(spec: ProjectSpec, **params) -> ProjectSpec:
+    """A copy of ``spec`` with simulator parameters changed (for tests and notebooks)."""
+    data = spec.data.model_copy(update={"params": {**spec.data.params, **params}})
+    return spec.model_copy(update={"data": data})
