@@ -136,7 +136,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _gate(spec, card: Scorecard) -> tuple[bool, list[str]]:
+def passes_gate(spec, card: Scorecard) -> tuple[bool, list[str]]:
     m = card.metrics()
     reasons = []
     auc = m.get("roc_auc", float("nan"))
@@ -210,7 +210,7 @@ def run_project(
     timings["evaluate"] = time.perf_counter() - t
     _say(progress, f"[5/6] evaluated: {card.headline()}")
     result = RunResult(card, scores, prep, model, timings=timings)
-    result.gate_passed, result.gate_reasons = _gate(spec, card)
+    result.gate_passed, result.gate_reasons = passes_gate(spec, card)
     if track:
         from fullcycle import tracking
 

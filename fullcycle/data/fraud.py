@@ -14,6 +14,7 @@ transactions) is generated in a few seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -132,7 +133,7 @@ class FraudSimulatorConfig:
                 "(the day index where card testing begins)"
             )
         try:
-            pd.Timestamp(self.start_date)
+            date.fromisoformat(str(self.start_date))
         except ValueError as exc:
             raise DataError(
                 f"FraudSimulatorConfig.start_date {self.start_date!r} is not a date; use YYYY-MM-DD"
@@ -331,7 +332,7 @@ def simulate_transactions(
     time_seconds = tx["day"] * SECONDS_PER_DAY + tx["seconds"]
     order = np.lexsort((tx["cust"], time_seconds))
     time_seconds = time_seconds[order]
-    start_ns = pd.Timestamp(cfg.start_date).value
+    start_ns = pd.Timestamp(cfg.start_date).as_unit("ns").value
     frame = pd.DataFrame(
         {
             "TRANSACTION_ID": np.arange(order.size, dtype=np.int64),

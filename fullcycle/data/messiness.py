@@ -145,11 +145,12 @@ def make_messy(
         offsets = _OFFSETS_MIN[rng.integers(0, _OFFSETS_MIN.size, size=rows.size)]
         local = ts.iloc[rows] + pd.to_timedelta(offsets, unit="m")
         for j, (i, stamp, off) in enumerate(zip(rows, local, offsets, strict=True)):
+            if j % 5 == 0:  # some systems write UTC with a Z
+                text[i] = ts.iloc[i].strftime("%Y-%m-%dT%H:%M:%SZ")
+                continue
             sign = "+" if off >= 0 else "-"
             hh, mm = divmod(abs(int(off)), 60)
-            text[i] = stamp.strftime("%Y-%m-%dT%H:%M:%S") + (
-                f"{sign}{hh:02d}:{mm:02d}" if j % 5 else "Z"
-            )
+            text[i] = stamp.strftime("%Y-%m-%dT%H:%M:%S") + f"{sign}{hh:02d}:{mm:02d}"
         df["TX_DATETIME"] = text
         report.rows["mixed_timezones"] = df["TRANSACTION_ID"].to_numpy()[rows]
 

@@ -79,8 +79,12 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
 
 
 def _canonical_channel(values: pd.Series) -> pd.Series:
-    key = values.astype("string").str.lower().str.replace(r"[^a-z]", "", regex=True)
-    return key.map(_CHANNEL_ALIASES).astype(object).where(key.notna(), "unknown")
+    text = values.astype("string")
+    key = text.str.lower().str.replace(r"[^a-z]", "", regex=True)
+    canonical = key.map(_CHANNEL_ALIASES).astype(object)
+    # Spellings nobody can map keep their text, so validation names them.
+    canonical = canonical.where(canonical.notna(), text.str.strip().astype(object))
+    return canonical.where(key.notna(), "unknown")
 
 
 def standardize_transactions(raw: pd.DataFrame) -> pd.DataFrame:
