@@ -142,10 +142,14 @@ def passes_gate(spec, card: Scorecard) -> tuple[bool, list[str]]:
     auc = m.get("roc_auc", float("nan"))
     if not auc >= spec.gate.min_roc_auc:
         reasons.append(f"roc_auc {auc:.3f} < {spec.gate.min_roc_auc}")
-    if not m["value_vs_baseline"] >= spec.gate.min_value_vs_baseline:
-        reasons.append(
-            f"value_vs_baseline {m['value_vs_baseline']:.2f} < {spec.gate.min_value_vs_baseline}"
-        )
+    if m["baseline_net_value"] > 0:
+        if not m["value_vs_baseline"] >= spec.gate.min_value_vs_baseline:
+            reasons.append(
+                f"value_vs_baseline {m['value_vs_baseline']:.2f} < {spec.gate.min_value_vs_baseline}"
+            )
+    elif not m["net_value"] > m["baseline_net_value"]:
+        # A ratio to a money-losing baseline means nothing: the model must simply do better.
+        reasons.append(f"net value {m['net_value']:,.0f} <= baseline {m['baseline_net_value']:,.0f}")
     return not reasons, reasons
 
 

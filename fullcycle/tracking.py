@@ -140,8 +140,8 @@ def log_model_run(
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        finite = {k: float(v) for k, v in metrics.items() if v == v}
-        mlflow.log_metrics(finite)
+        # NaN is stored as NaN (e.g. value_vs_baseline when the baseline loses money).
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
         for name, path in (artifacts or {}).items():
             mlflow.log_artifact(str(path), artifact_path=name)
