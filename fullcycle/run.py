@@ -22,13 +22,16 @@ from fullcycle.features import FraudFeatures
 from fullcycle.spec import ProjectSpec
 
 __all__ = [
+    "DriftComparison",
+    "Prepared",
     "RunResult",
+    "compare_drift",
     "load_data",
     "load_model_factory",
+    "passes_gate",
     "prepare",
     "run_project",
-    "DriftComparison",
-    "compare_drift",
+    "with_scale",
 ]
 
 #: Smaller simulator settings for notebooks, tests and laptops (same split days).
@@ -149,7 +152,9 @@ def passes_gate(spec, card: Scorecard) -> tuple[bool, list[str]]:
             )
     elif not m["net_value"] > m["baseline_net_value"]:
         # A ratio to a money-losing baseline means nothing: the model must simply do better.
-        reasons.append(f"net value {m['net_value']:,.0f} <= baseline {m['baseline_net_value']:,.0f}")
+        reasons.append(
+            f"net value {m['net_value']:,.0f} <= baseline {m['baseline_net_value']:,.0f}"
+        )
     return not reasons, reasons
 
 

@@ -22,6 +22,7 @@ from fullcycle.exceptions import SpecError
 __all__ = [
     "BusinessValueSpec",
     "DataSpec",
+    "DriftSpec",
     "GateSpec",
     "KitSpec",
     "PredictionSpec",

@@ -21,25 +21,42 @@ from fullcycle.features import (
     TerminalRiskFeatures,
 )
 
-TRANSFORMERS = [DatetimeFeatures(), CustomerSpendingFeatures(), TerminalRiskFeatures(), FraudFeatures()]
+TRANSFORMERS = [
+    DatetimeFeatures(),
+    CustomerSpendingFeatures(),
+    TerminalRiskFeatures(),
+    FraudFeatures(),
+]
 
 
 def _tx(rows):
     """Factory: rows of (id, 'YYYY-MM-DD HH:MM', card, terminal, amount, fraud)."""
-    df = pd.DataFrame(rows, columns=["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "TRANSACTION_ID",
+            "TX_DATETIME",
+            "CUSTOMER_ID",
+            "TERMINAL_ID",
+            "TX_AMOUNT",
+            "TX_FRAUD",
+        ],
+    )
     df["TX_DATETIME"] = pd.to_datetime(df["TX_DATETIME"])
     return df
 
 
 def test_customer_windows_by_hand():
     """Do counts and means over 1 and 7 days include the payment itself and nothing older?"""
-    df = _tx([
-        (0, "2018-04-01 10:00", 1, 5, 10.0, 0),
-        (1, "2018-04-01 12:00", 1, 5, 30.0, 0),
-        (2, "2018-04-02 11:00", 1, 6, 50.0, 0),  # 1-day window: rows 1 and 2 (row 0 is 25h ago)
-        (3, "2018-04-02 11:00", 2, 6, 99.0, 0),  # another card at the same time
-        (4, "2018-04-09 10:30", 1, 6, 70.0, 0),  # 7-day window: rows 2 and 4
-    ])
+    df = _tx(
+        [
+            (0, "2018-04-01 10:00", 1, 5, 10.0, 0),
+            (1, "2018-04-01 12:00", 1, 5, 30.0, 0),
+            (2, "2018-04-02 11:00", 1, 6, 50.0, 0),  # 1-day window: rows 1 and 2 (row 0 is 25h ago)
+            (3, "2018-04-02 11:00", 2, 6, 99.0, 0),  # another card at the same time
+            (4, "2018-04-09 10:30", 1, 6, 70.0, 0),  # 7-day window: rows 2 and 4
+        ]
+    )
     out = CustomerSpendingFeatures(windows=(1, 7)).fit(df).transform(df)
     assert out["CUSTOMER_ID_NB_TX_1DAY_WINDOW"].tolist() == [1, 2, 2, 1, 1]
     assert out["CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"].tolist() == [10, 20, 40, 99, 70]
@@ -49,12 +66,14 @@ def test_customer_windows_by_hand():
 
 def test_terminal_risk_by_hand():
     """Does terminal risk use only payments at least `delay` days old, with their labels?"""
-    df = _tx([
-        (0, "2018-04-01 10:00", 1, 7, 10.0, 1),
-        (1, "2018-04-02 10:00", 2, 7, 10.0, 0),
-        (2, "2018-04-03 09:00", 3, 7, 10.0, 1),  # 2 days later: inside the delay for row 3
-        (3, "2018-04-03 11:00", 4, 7, 10.0, 0),
-    ])
+    df = _tx(
+        [
+            (0, "2018-04-01 10:00", 1, 7, 10.0, 1),
+            (1, "2018-04-02 10:00", 2, 7, 10.0, 0),
+            (2, "2018-04-03 09:00", 3, 7, 10.0, 1),  # 2 days later: inside the delay for row 3
+            (3, "2018-04-03 11:00", 4, 7, 10.0, 0),
+        ]
+    )
     out = TerminalRiskFeatures(windows=(1,), delay=1).fit(df).transform(df)
     # Window (t - 2 days, t - 1 day]. Row 1: row 0 sits exactly on the end (included).
     # Row 2 (04-03 09:00): (04-01 09:00, 04-02 09:00] holds row 0 only (fraud).

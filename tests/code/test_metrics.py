@@ -18,12 +18,14 @@ from fullcycle.metrics.technical import parse_metric_name
 
 def _frame():
     """Two days, four cards. Card 1 is compromised on both days, card 2 on day 1 only."""
-    return pd.DataFrame({
-        "TX_TIME_DAYS": [0, 0, 0, 0, 1, 1, 1],
-        "CUSTOMER_ID":  [1, 2, 3, 4, 1, 3, 4],
-        "TX_FRAUD":     [1, 1, 0, 0, 1, 0, 0],
-        "TX_AMOUNT":    [100.0, 50.0, 20.0, 500.0, 200.0, 30.0, 10.0],
-    })
+    return pd.DataFrame(
+        {
+            "TX_TIME_DAYS": [0, 0, 0, 0, 1, 1, 1],
+            "CUSTOMER_ID": [1, 2, 3, 4, 1, 3, 4],
+            "TX_FRAUD": [1, 1, 0, 0, 1, 0, 0],
+            "TX_AMOUNT": [100.0, 50.0, 20.0, 500.0, 200.0, 30.0, 10.0],
+        }
+    )
 
 
 SCORES = [0.9, 0.2, 0.8, 0.1, 0.9, 0.5, 0.4]
@@ -72,8 +74,9 @@ def test_oracle_and_baseline_by_hand():
 
 def test_without_prevention_only_recovery_counts():
     """With block_prevents_future off, card 1 yields only 0.8*100 on day 0 and is still dropped."""
-    model = FraudInvestigationValue(k=2, review_cost=10, recovery_rate=0.8, friction_cost=15,
-                                    block_prevents_future=False)
+    model = FraudInvestigationValue(
+        k=2, review_cost=10, recovery_rate=0.8, friction_cost=15, block_prevents_future=False
+    )
     assert model.evaluate(_frame(), SCORES).net_value == pytest.approx(195.0 - 200.0)
 
 

@@ -74,7 +74,9 @@ def test_weekly_rhythm_makes_weekends_differ():
     tx = simulate_transactions(n_customers=2000, n_terminals=2000, n_days=84, seed=2).transactions
     by_dow = tx.groupby(tx["TX_DATETIME"].dt.dayofweek).size()
     assert by_dow[5] > 1.15 * by_dow[6]
-    flat = simulate_transactions(n_customers=2000, n_terminals=2000, n_days=84, seed=2, weekly_rhythm=False)
+    flat = simulate_transactions(
+        n_customers=2000, n_terminals=2000, n_days=84, seed=2, weekly_rhythm=False
+    )
     by_dow = flat.transactions.groupby(flat.transactions["TX_DATETIME"].dt.dayofweek).size()
     assert by_dow.max() / by_dow.min() < 1.05
 
@@ -83,7 +85,12 @@ def test_card_testing_starts_on_its_day_and_not_before():
     """Does scenario 4 appear only from its start day, as small online bursts then a purchase?"""
     base = simulate_transactions(n_customers=300, n_terminals=600, n_days=40, seed=3).transactions
     tx = simulate_transactions(
-        n_customers=300, n_terminals=600, n_days=40, seed=3, scenarios=(1, 2, 3, 4), card_testing_start_day=30
+        n_customers=300,
+        n_terminals=600,
+        n_days=40,
+        seed=3,
+        scenarios=(1, 2, 3, 4),
+        card_testing_start_day=30,
     ).transactions
     s4 = tx[tx["TX_FRAUD_SCENARIO"] == 4]
     assert len(s4) > 0
@@ -92,7 +99,10 @@ def test_card_testing_starts_on_its_day_and_not_before():
     assert (s4["TX_AMOUNT"] <= 3).mean() > 0.7
     # The other scenarios are untouched: the same genuine history before day 30.
     before = tx[tx["TX_TIME_DAYS"] < 30].drop(columns="TRANSACTION_ID").reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, base[base["TX_TIME_DAYS"] < 30].drop(columns="TRANSACTION_ID").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        before,
+        base[base["TX_TIME_DAYS"] < 30].drop(columns="TRANSACTION_ID").reset_index(drop=True),
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,19 +30,49 @@ def test_the_fraud_project_loads(repo):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda d: d.update(colour="blue"), r"colour: unknown field; allowed fields here: \[.*'business_value'"),
-        (lambda d: d["data"]["split"].update(train_dayz=7), r"data.split.train_dayz: unknown field; allowed fields here: \[.*'train_days'"),
+        (
+            lambda d: d.update(colour="blue"),
+            r"colour: unknown field; allowed fields here: \[.*'business_value'",
+        ),
+        (
+            lambda d: d["data"]["split"].update(train_dayz=7),
+            r"data.split.train_dayz: unknown field; allowed fields here: \[.*'train_days'",
+        ),
         (lambda d: d["data"].pop("split"), r"data.split: required field is missing"),
         (lambda d: d.update(task="regression"), r"task: .*'binary_classification'"),
-        (lambda d: d["data"]["split"].update(test_days=0), r"data.split.test_days: .*greater than or equal to 1"),
-        (lambda d: d["data"]["params"].update(n_cards=5), r"unknown simulator parameter\(s\) \['n_cards'\]"),
-        (lambda d: d["business_value"]["params"].update(budget=1), r"business_value: .*its parameters are"),
-        (lambda d: d["business_value"].update(model="lottery"), r"unknown business value model 'lottery'; choose from"),
-        (lambda d: d.update(metrics=["accuracy"]), r"metrics: unknown metric 'accuracy'; choose from"),
-        (lambda d: d["prediction"].update(score_range=[1, 0]), r"prediction.score_range: .*low < high"),
-        (lambda d: d["kit"].update(model_factory="build_model"), r"kit.model_factory: .*'module:function'"),
+        (
+            lambda d: d["data"]["split"].update(test_days=0),
+            r"data.split.test_days: .*greater than or equal to 1",
+        ),
+        (
+            lambda d: d["data"]["params"].update(n_cards=5),
+            r"unknown simulator parameter\(s\) \['n_cards'\]",
+        ),
+        (
+            lambda d: d["business_value"]["params"].update(budget=1),
+            r"business_value: .*its parameters are",
+        ),
+        (
+            lambda d: d["business_value"].update(model="lottery"),
+            r"unknown business value model 'lottery'; choose from",
+        ),
+        (
+            lambda d: d.update(metrics=["accuracy"]),
+            r"metrics: unknown metric 'accuracy'; choose from",
+        ),
+        (
+            lambda d: d["prediction"].update(score_range=[1, 0]),
+            r"prediction.score_range: .*low < high",
+        ),
+        (
+            lambda d: d["kit"].update(model_factory="build_model"),
+            r"kit.model_factory: .*'module:function'",
+        ),
         (lambda d: d["rubric"][0].update(partial_from=0.99), r"rubric\[0\]: .*partial_from"),
-        (lambda d: d["rubric"].append(dict(d["rubric"][0])), r"rubric ids must be unique; repeated: \['auc'\]"),
+        (
+            lambda d: d["rubric"].append(dict(d["rubric"][0])),
+            r"rubric ids must be unique; repeated: \['auc'\]",
+        ),
     ],
 )
 def test_wrong_fields_are_named(tmp_path, spec_dict, edit, expected):

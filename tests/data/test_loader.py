@@ -7,8 +7,15 @@ from fullcycle.data import load_transactions, save_transactions
 from fullcycle.exceptions import DataError
 
 HANDBOOK_COLUMNS = [
-    "TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
-    "TX_TIME_SECONDS", "TX_TIME_DAYS", "TX_FRAUD", "TX_FRAUD_SCENARIO",
+    "TRANSACTION_ID",
+    "TX_DATETIME",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_TIME_SECONDS",
+    "TX_TIME_DAYS",
+    "TX_FRAUD",
+    "TX_FRAUD_SCENARIO",
 ]
 
 
@@ -20,7 +27,9 @@ def handbook_frame(small_tx):
 
 def _expected(small_tx):
     out = small_tx.copy()
-    out["TX_CHANNEL"] = pd.Categorical(["unknown"] * len(out), categories=["chip", "contactless", "online", "unknown"])
+    out["TX_CHANNEL"] = pd.Categorical(
+        ["unknown"] * len(out), categories=["chip", "contactless", "online", "unknown"]
+    )
     return out
 
 
@@ -42,7 +51,9 @@ def test_single_file(tmp_path, small_tx, handbook_frame, suffix):
 
 def test_minimal_file_gets_time_columns(tmp_path, small_tx):
     """Are TX_TIME_SECONDS/DAYS derived when a file has only the core columns?"""
-    core = small_tx[["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]]
+    core = small_tx[
+        ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_FRAUD"]
+    ]
     core.to_csv(tmp_path / "core.csv", index=False)
     loaded = load_transactions(tmp_path / "core.csv")
     assert (loaded["TX_TIME_SECONDS"].to_numpy() == small_tx["TX_TIME_SECONDS"].to_numpy()).all()

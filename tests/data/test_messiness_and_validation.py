@@ -48,7 +48,12 @@ def test_amount_strings_parse_back_to_the_amounts(small_tx):
 
 def test_amounts_that_are_not_amounts_become_missing_then_quarantined():
     """Is unparseable amount text quarantined, not guessed?"""
-    assert parse_amounts(pd.Series(["$1,000.00", "n/a", "", "12"])).isna().tolist() == [False, True, True, False]
+    assert parse_amounts(pd.Series(["$1,000.00", "n/a", "", "12"])).isna().tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_mixed_timezones_become_the_same_instant_in_utc(small_tx):
@@ -67,7 +72,11 @@ def test_category_spellings_are_canonicalised(small_tx):
     assert report.counts["category_spellings"] > 0
     assert messy["TX_CHANNEL"].nunique() > 3
     std = standardize_transactions(messy)
-    original = small_tx.set_index("TRANSACTION_ID")["TX_CHANNEL"].astype(str).reindex(messy["TRANSACTION_ID"])
+    original = (
+        small_tx.set_index("TRANSACTION_ID")["TX_CHANNEL"]
+        .astype(str)
+        .reindex(messy["TRANSACTION_ID"])
+    )
     assert (std["TX_CHANNEL"].to_numpy() == original.to_numpy()).all()
 
 
@@ -99,7 +108,9 @@ def test_near_duplicates_are_found(small_tx):
     messy, report = _messy(small_tx, ["near_duplicates"])
     copies = set(report.rows["near_duplicates"])
     result = clean_and_validate(messy)
-    flagged = result.quarantine[result.quarantine["QUARANTINE_REASON"].str.contains("near duplicate")]
+    flagged = result.quarantine[
+        result.quarantine["QUARANTINE_REASON"].str.contains("near duplicate")
+    ]
     assert set(flagged["TRANSACTION_ID"]) == copies
     assert len(result.valid) == len(small_tx)
 
@@ -109,9 +120,11 @@ def test_missing_values_are_quarantined_with_the_column_named(small_tx):
     messy, report = _messy(small_tx, ["missing"])
     result = clean_and_validate(messy)
     assert len(result.quarantine) == report.counts["missing"]
-    assert result.quarantine["QUARANTINE_REASON"].str.contains(
-        r"^(?:TX_AMOUNT|CUSTOMER_ID|TERMINAL_ID) is missing$"
-    ).all()
+    assert (
+        result.quarantine["QUARANTINE_REASON"]
+        .str.contains(r"^(?:TX_AMOUNT|CUSTOMER_ID|TERMINAL_ID) is missing$")
+        .all()
+    )
 
 
 def test_negative_and_duplicate_ids_are_quarantined(small_tx):
@@ -120,7 +133,9 @@ def test_negative_and_duplicate_ids_are_quarantined(small_tx):
     df.loc[df.index[2], "TX_AMOUNT"] = -5.0
     df.loc[df.index[7], "TRANSACTION_ID"] = df.loc[df.index[6], "TRANSACTION_ID"]
     result = validate_transactions(df)
-    reasons = dict(zip(result.quarantine.index, result.quarantine["QUARANTINE_REASON"], strict=True))
+    reasons = dict(
+        zip(result.quarantine.index, result.quarantine["QUARANTINE_REASON"], strict=True)
+    )
     assert reasons[df.index[2]] == "TX_AMOUNT -5.0 is negative"
     assert "not unique" in reasons[df.index[7]]
     assert len(result.valid) == 18
@@ -158,6 +173,11 @@ def test_bad_requests_are_refused(small_tx):
 def test_every_kind_is_covered_by_a_test():
     """Is every kind of messiness exercised above?"""
     assert set(MESS_KINDS) == {
-        "missing", "exact_duplicates", "near_duplicates", "amount_strings",
-        "mixed_timezones", "category_spellings", "late_labels",
+        "missing",
+        "exact_duplicates",
+        "near_duplicates",
+        "amount_strings",
+        "mixed_timezones",
+        "category_spellings",
+        "late_labels",
     }

@@ -9,7 +9,12 @@ NOTEBOOK_DIRS = ("starter_kits", "curriculum", "projects")
 
 
 def _notebooks(repo):
-    return sorted(p for d in NOTEBOOK_DIRS for p in (repo / d).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p
+        for d in NOTEBOOK_DIRS
+        for p in (repo / d).rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def test_there_are_notebooks(repo):
@@ -43,8 +48,12 @@ def test_kit_notebook_runs_end_to_end(repo, tmp_path, clean_mlflow_env):
     pm.execute_notebook(
         str(repo / "starter_kits/fraud_detection/pipeline.ipynb"),
         str(out),
-        parameters={"scale": "tiny", "workspace": str(tmp_path / "ws"),
-                    "predictions_path": str(tmp_path / "pred.csv"), "model_dir": str(tmp_path / "model")},
+        parameters={
+            "scale": "tiny",
+            "workspace": str(tmp_path / "ws"),
+            "predictions_path": str(tmp_path / "pred.csv"),
+            "model_dir": str(tmp_path / "model"),
+        },
         cwd=str(repo / "starter_kits/fraud_detection"),
         progress_bar=False,
         kernel_name="python3",

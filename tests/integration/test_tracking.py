@@ -20,15 +20,28 @@ def test_run_is_logged_registered_and_loadable(tmp_path, tiny_spec, clean_mlflow
     with signature logged; is the gated model aliased champion and loadable by alias?"""
     import mlflow
 
-    spec = tiny_spec.model_copy(update={"gate": tiny_spec.gate.model_copy(update={"min_value_vs_baseline": -1e9,
-                                                                                 "min_roc_auc": 0.0})})
+    spec = tiny_spec.model_copy(
+        update={
+            "gate": tiny_spec.gate.model_copy(
+                update={"min_value_vs_baseline": -1e9, "min_roc_auc": 0.0}
+            )
+        }
+    )
     result = run_project(spec, tmp_path / "ws", progress=None)
     assert (tmp_path / "ws" / "mlflow.db").is_file()
     assert mlflow.get_tracking_uri().startswith("sqlite:///")
     run = mlflow.get_run(result.run_id)
-    assert {"roc_auc", "card_precision_at_100", "net_value", "value_vs_baseline", "share_of_oracle"} <= set(run.data.metrics)
+    assert {
+        "roc_auc",
+        "card_precision_at_100",
+        "net_value",
+        "value_vs_baseline",
+        "share_of_oracle",
+    } <= set(run.data.metrics)
     assert run.data.metrics["net_value"] == pytest.approx(result.scorecard.value.net_value)
-    assert run.data.tags["data_fingerprint"] == tracking.data_fingerprint(result.prepared.validation.valid)
+    assert run.data.tags["data_fingerprint"] == tracking.data_fingerprint(
+        result.prepared.validation.valid
+    )
     assert run.data.tags["code_version"].startswith("0.1.0")
     assert run.data.params["split.delay_days"] == "7"
     assert result.registered is not None
@@ -42,7 +55,9 @@ def test_run_is_logged_registered_and_loadable(tmp_path, tiny_spec, clean_mlflow
 
 def test_failing_gate_is_not_registered(tmp_path, tiny_spec, clean_mlflow_env):
     """Is a model below the gate logged with the reason but not made champion?"""
-    spec = tiny_spec.model_copy(update={"gate": tiny_spec.gate.model_copy(update={"min_roc_auc": 0.9999})})
+    spec = tiny_spec.model_copy(
+        update={"gate": tiny_spec.gate.model_copy(update={"min_roc_auc": 0.9999})}
+    )
     result = run_project(spec, tmp_path / "ws", progress=None)
     assert not result.gate_passed and result.registered is None
     import mlflow

@@ -1,0 +1,79 @@
+"""Does the command line do its jobs and turn errors into one readable line?"""
+
+import subprocess
+import sys
+
+import pandas as pd
+from click.testing import CliRunner
+
+from fullcycle.cli import cli
+
+
+def test_simulate_then_validate_a_messy_file(tmp_path):
+    """Can a user write a messy CSV and get a quarantine file with reasons back?"""
+    runner = CliRunner()
+    out = tmp_path / "tx.csv"
+    r = runner.invoke(
+        cli,
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--customers",
+            "100",
+            "--terminals",
+            "200",
+            "--days",
+            "20",
+            "--messy",
+            "0.02",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and out.is_file()
+    q = tmp_path / "q.csv"
+    r = runner.invoke(cli, ["validate", str(out), "--quarantine", str(q)])
+    assert r.exit_code == 0, r.output
+    quarantine = pd.read_csv(q)
+    assert len(quarantine) > 0 and quarantine["QUARANTINE_REASON"].notna().all()
+    assert "quarantined" in r.output
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path):
+    """Do an unknown project and a bad scenario list exit 2 with 'error:' and no traceback?"""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fullcycle.cli", "run", "--project", "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no project named 'nope'")
+    assert "Traceback" not in proc.stderr
+    r = CliRunner().invoke(
+        cli, ["simulate", "--out", str(tmp_path / "x.csv"), "--scenarios", "1,9"]
+    )
+    assert r.exit_code == 2
+    assert "unknown scenario" in r.output
+
+
+def test_run_tiny_without_tracking(tmp_path, repo, monkeypatch):
+    """Does `fullcycle run` print the scorecard and write its metrics as JSON?"""
+    import json
+
+    monkeypatch.chdir(repo)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--project",
+            "fraud_detection",
+            "--scale",
+            "tiny",
+            "--no-track",
+            "--json-out",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "Scorecard" in r.output and "net savings" in r.output
+    assert "roc_auc" in json.loads((tmp_path / "m.json").read_text())["reference"]
