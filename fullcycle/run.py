@@ -17,7 +17,7 @@ from fullcycle.data.loaders import load_transactions
 from fullcycle.data.splits import TimeSplit, time_split
 from fullcycle.data.validation import ValidationResult, validate_transactions
 from fullcycle.evaluate import Scorecard, make_scorecard
-from fullcycle.exceptions import ConfigError, SpecError
+from fullcycle.exceptions import ConfigError, DataError, SpecError
 from fullcycle.features import FraudFeatures
 from fullcycle.spec import ProjectSpec
 
@@ -30,6 +30,7 @@ __all__ = [
     "load_model_factory",
     "passes_gate",
     "prepare",
+    "prepare_files",
     "run_project",
     "with_scale",
 ]
@@ -123,6 +124,49 @@ def prepare(spec: ProjectSpec, raw: pd.DataFrame) -> Prepared:
         feats.transform(split.train),
         split.train["TX_FRAUD"],
         feats.transform(split.test),
+    )
+
+
+def prepare_files(spec: ProjectSpec, train_path: str | Path, score_path: str | Path) -> Prepared:
+    """Build features from a labelled history file and an unlabelled scoring-window file.
+
+    This is the submission contract's path: the history holds every labelled
+    transaction before the scoring window; the model trains on its last
+    ``train_days`` days before the label delay; the scoring rows get features
+    from the history (labels at least ``delay_days`` old) and from themselves.
+    """
+    history_raw = load_transactions(train_path)
+    day0 = history_raw["TX_DATETIME"].min().normalize()
+    score_raw = load_transactions(score_path, start_date=str(day0.date()), labelled=False)
+    validation = validate_transactions(history_raw)
+    scoring = validate_transactions(score_raw, labelled=False)
+    if len(scoring.quarantine):
+        raise DataError(
+            f"{score_path}: {len(scoring.quarantine)} scoring rows fail validation "
+            f"({scoring.summary()}); every scoring row needs a prediction, so fix the file"
+        )
+    history = validation.valid
+    test = scoring.valid
+    s = spec.data.split
+    test_start = int(test["TX_TIME_DAYS"].min())
+    train_end = test_start - s.delay_days
+    d = history["TX_TIME_DAYS"].to_numpy()
+    train = history[(d >= train_end - s.train_days) & (d < train_end)]
+    if train.empty:
+        raise DataError(
+            f"{train_path}: no labelled transactions in the training window "
+            f"(days {train_end - s.train_days}..{train_end - 1})"
+        )
+    split = TimeSplit(
+        train,
+        history,
+        test,
+        (train_end - s.train_days, train_end - 1),
+        (test_start, int(test["TX_TIME_DAYS"].max())),
+    )
+    feats = FraudFeatures(delay=s.delay_days).fit(history, history["TX_FRAUD"])
+    return Prepared(
+        validation, split, feats, feats.transform(train), train["TX_FRAUD"], feats.transform(test)
     )
 
 

@@ -41,7 +41,9 @@ def _read_one(path: Path) -> pd.DataFrame:
     raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {list(SUFFIXES)}")
 
 
-def load_transactions(path: str | Path, start_date: str | None = None) -> pd.DataFrame:
+def load_transactions(
+    path: str | Path, start_date: str | None = None, labelled: bool = True
+) -> pd.DataFrame:
     """Load transactions from a folder of daily pickles or one CSV/Parquet file.
 
     Parameters
@@ -51,6 +53,9 @@ def load_transactions(path: str | Path, start_date: str | None = None) -> pd.Dat
     start_date : str, optional
         Day 0 for ``TX_TIME_DAYS``/``TX_TIME_SECONDS`` when the file lacks them;
         defaults to the first transaction's date.
+    labelled : bool
+        Require ``TX_FRAUD``. With False (a scoring window whose labels are
+        held elsewhere) the label columns are left out of the result.
 
     Returns
     -------
@@ -96,29 +101,29 @@ def load_transactions(path: str | Path, start_date: str | None = None) -> pd.Dat
     df["TX_CHANNEL"] = pd.Categorical(
         df["TX_CHANNEL"].astype(str), categories=[*CHANNELS, "unknown"]
     )
-    if "TX_FRAUD" not in df:
-        raise DataError(
-            f"{path}: no TX_FRAUD column; labelled data is needed to train and evaluate"
-        )
-    if "TX_FRAUD_SCENARIO" not in df:
-        df["TX_FRAUD_SCENARIO"] = np.where(df["TX_FRAUD"] == 0, 0, -1)
-    clean = df.dropna(
-        subset=["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_FRAUD", "TX_TIME_SECONDS"]
-    )
-    if len(clean) == len(df):
-        df = df.astype(
-            {
-                "TRANSACTION_ID": np.int64,
-                "CUSTOMER_ID": np.int64,
-                "TERMINAL_ID": np.int64,
-                "TX_TIME_SECONDS": np.int64,
-                "TX_TIME_DAYS": np.int64,
-                "TX_FRAUD": np.int8,
-                "TX_FRAUD_SCENARIO": np.int8,
-            }
-        )
-    extra = [c for c in df.columns if c not in TRANSACTION_COLUMNS]
-    df = df[TRANSACTION_COLUMNS + extra]
+    columns = list(TRANSACTION_COLUMNS)
+    dtypes = {
+        "TRANSACTION_ID": np.int64,
+        "CUSTOMER_ID": np.int64,
+        "TERMINAL_ID": np.int64,
+        "TX_TIME_SECONDS": np.int64,
+        "TX_TIME_DAYS": np.int64,
+    }
+    if labelled:
+        if "TX_FRAUD" not in df:
+            raise DataError(
+                f"{path}: no TX_FRAUD column; labelled data is needed to train and evaluate"
+            )
+        if "TX_FRAUD_SCENARIO" not in df:
+            df["TX_FRAUD_SCENARIO"] = np.where(df["TX_FRAUD"] == 0, 0, -1)
+        dtypes.update({"TX_FRAUD": np.int8, "TX_FRAUD_SCENARIO": np.int8})
+    else:
+        df = df.drop(columns=[c for c in ("TX_FRAUD", "TX_FRAUD_SCENARIO") if c in df])
+        columns = [c for c in columns if c not in ("TX_FRAUD", "TX_FRAUD_SCENARIO")]
+    if len(df.dropna(subset=list(dtypes))) == len(df):
+        df = df.astype(dtypes)
+    extra = [c for c in df.columns if c not in columns]
+    df = df[columns + extra]
     return df.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable").reset_index(drop=True)
 
 

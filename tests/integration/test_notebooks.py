@@ -64,3 +64,37 @@ def test_kit_notebook_runs_end_to_end(repo, tmp_path, clean_mlflow_env):
     assert (tmp_path / "model" / "model.joblib").is_file()
     text = out.read_text()
     assert "Scorecard" in text and "image/png" in text
+
+
+@pytest.mark.integration
+def test_kit_notebook_follows_the_submission_contract(repo, tmp_path, clean_mlflow_env):
+    """Given train_path (labelled history) and score_path (no labels), does the notebook write
+    one score per scoring id, with the labels never in its hands?"""
+    import pandas as pd
+    import papermill as pm
+
+    from fullcycle.data import save_transactions, simulate_transactions
+
+    tx = simulate_transactions(n_customers=300, n_terminals=600, n_days=40, seed=8).transactions
+    history = tx[tx["TX_TIME_DAYS"] < 30]
+    score = tx[tx["TX_TIME_DAYS"].between(30, 33)].drop(columns=["TX_FRAUD", "TX_FRAUD_SCENARIO"])
+    save_transactions(history, tmp_path / "history.parquet")
+    save_transactions(score.sample(frac=1, random_state=0), tmp_path / "score.csv")
+    pm.execute_notebook(
+        str(repo / "starter_kits/fraud_detection/pipeline.ipynb"),
+        str(tmp_path / "executed.ipynb"),
+        parameters={
+            "train_path": str(tmp_path / "history.parquet"),
+            "score_path": str(tmp_path / "score.csv"),
+            "workspace": str(tmp_path / "ws"),
+            "predictions_path": str(tmp_path / "pred.csv"),
+            "model_dir": str(tmp_path / "model"),
+        },
+        cwd=str(repo / "starter_kits/fraud_detection"),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    preds = pd.read_csv(tmp_path / "pred.csv")
+    assert sorted(preds["TRANSACTION_ID"]) == sorted(score["TRANSACTION_ID"])
+    assert preds["fraud_score"].between(0, 1).all()
+    assert not (tmp_path / "ws").exists()  # no labels, no gate, nothing registered
