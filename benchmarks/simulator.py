@@ -45,7 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     runs = []
     for seed in range(args.repeats):
         cmd = [sys.executable, "-c", CHILD.replace("SEED", str(seed))]
@@ -62,7 +67,9 @@ def main() -> None:
     peak = max(r["peak_rss_mb"] for r in runs)
     handbook_seconds = 180.0
     print(f"median {median:.2f} s (target <= 5 s), peak {peak:.0f} MB (target <= 2048 MB)")
-    print(f"reported handbook generator: ~{handbook_seconds:.0f} s -> about {handbook_seconds / median:.0f}x faster")
+    print(
+        f"reported handbook generator: ~{handbook_seconds:.0f} s -> about {handbook_seconds / median:.0f}x faster"
+    )
     print(
         json.dumps(
             {
