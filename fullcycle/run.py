@@ -22,6 +22,7 @@ from fullcycle.features import FraudFeatures
 from fullcycle.spec import ProjectSpec
 
 __all__ = [
+    "at_scale",
     "DriftComparison",
     "Prepared",
     "RunResult",
@@ -68,6 +69,29 @@ def load_data(spec: ProjectSpec, scale: str = "full", drift: bool = False) -> pd
         params["card_testing_start_day"] = spec.data.drift.start_day
     cfg = FraudSimulatorConfig(seed=spec.data.seed, **params)
     return simulate_transactions(cfg).transactions
+
+
+def at_scale(spec: ProjectSpec, scale: str) -> ProjectSpec:
+    """The same project on a smaller simulation, with the team's capacity scaled alike.
+
+    A team that reviews 100 cards a day among 5,000 customers reviews 20 among
+    1,000: ``k`` of the business value model shrinks with the customer count so
+    that a small run tells the same story as the full one. The technical
+    metrics keep their names (``card_precision@100`` stays at k = 100).
+    """
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
+    if scale == "full" or spec.data.source != "fraud_simulator":
+        return spec
+    full = spec.data.params.get("n_customers", 5000)
+    params = {**spec.data.params, **SCALES[scale]}
+    value_params = dict(spec.business_value.params)
+    if "k" in value_params or spec.business_value.model == "fraud_investigation":
+        k = value_params.get("k", 100)
+        value_params["k"] = max(1, round(k * params["n_customers"] / full))
+    data = spec.data.model_copy(update={"params": params})
+    value = spec.business_value.model_copy(update={"params": value_params})
+    return spec.model_copy(update={"data": data, "business_value": value})
 
 
 def load_model_factory(spec: ProjectSpec, kit_dir: str | Path | None = None) -> Callable:
@@ -231,6 +255,7 @@ def run_project(
         Seed handed to the kit's model factory.
     """
     timings: dict[str, float] = {}
+    spec = at_scale(spec, scale)
     t = time.perf_counter()
     raw = load_data(spec, scale=scale, drift=drift)
     timings["data"] = time.perf_counter() - t

@@ -95,3 +95,17 @@ def test_not_yaml_and_not_a_mapping(tmp_path):
         load_spec(tmp_path / "missing.yaml")
     with pytest.raises(SpecError, match="known projects"):
         find_project("nope", search_root=tmp_path)
+
+
+def test_smaller_scales_shrink_the_team_with_the_bank(repo):
+    """Does a small run keep the full run's proportions: 1,000 customers, 20 reviews a day?"""
+    from fullcycle.exceptions import ConfigError
+    from fullcycle.run import at_scale
+
+    spec = find_project("fraud_detection", search_root=repo)
+    small = at_scale(spec, "small")
+    assert small.data.params["n_customers"] == 1000
+    assert small.business_value.build().k == 20
+    assert at_scale(spec, "full") is spec
+    with pytest.raises(ConfigError, match="choose from"):
+        at_scale(spec, "huge")
