@@ -76,21 +76,11 @@ def simulate(out, customers, terminals, days, seed, scenarios, card_testing_day,
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write valid rows here.")
 def validate(path, quarantine, out):
     """Clean and validate a transactions file; report and quarantine bad rows."""
-    import pandas as pd
-
     from fullcycle.data import clean_and_validate, save_transactions
+    from fullcycle.data.loaders import read_raw
 
     try:
-        if path.is_dir():
-            raw = pd.concat(
-                [pd.read_pickle(p) for p in sorted(path.glob("*.pkl"))], ignore_index=True
-            )
-        elif path.suffix == ".csv":
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        elif path.suffix == ".parquet":
-            raw = pd.read_parquet(path)
-        else:
-            raise FullcycleError(f"{path}: use a .csv or .parquet file or a folder of .pkl files")
+        raw = read_raw(path)
         result = clean_and_validate(raw)
         click.echo(result.summary())
         if quarantine:

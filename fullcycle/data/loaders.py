@@ -19,15 +19,17 @@ from fullcycle.data.fraud import CHANNELS, SECONDS_PER_DAY, TRANSACTION_COLUMNS
 from fullcycle.data.validation import parse_amounts, parse_timestamps
 from fullcycle.exceptions import DataError
 
-__all__ = ["load_transactions", "save_transactions"]
+__all__ = ["load_transactions", "read_raw", "save_transactions"]
 
 CORE = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"]
 SUFFIXES = (".csv", ".parquet", ".pkl")
 
 
-def _read_one(path: Path) -> pd.DataFrame:
+def _read_one(path: Path, raw: bool = False) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        if raw:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         return pd.read_csv(path)
     if suffix == ".parquet":
         return pd.read_parquet(path)
@@ -39,6 +41,28 @@ def _read_one(path: Path) -> pd.DataFrame:
             raise DataError(f"{path} holds a {type(obj).__name__}, not a DataFrame of transactions")
         return obj
     raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {list(SUFFIXES)}")
+
+
+def _read_path(path: Path, raw: bool) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist; pass a folder of daily .pkl files or a .csv/.parquet file"
+        )
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise DataError(f"{path} holds no {', '.join(SUFFIXES)} files")
+        return pd.concat([_read_one(p, raw) for p in files], ignore_index=True)
+    return _read_one(path, raw)
+
+
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """Read a file or folder of transactions as they are, without parsing any value.
+
+    CSV cells stay text so that validation can quarantine them with their
+    original spelling.
+    """
+    return _read_path(Path(path), raw=True)
 
 
 def load_transactions(
@@ -66,18 +90,7 @@ def load_transactions(
         Run :func:`~fullcycle.data.validation.validate_transactions` next.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(
-            f"{path} does not exist; pass a folder of daily .pkl files or a .csv/.parquet file"
-        )
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
-        if not files:
-            raise DataError(f"{path} holds no {', '.join(SUFFIXES)} files")
-        frames = [_read_one(p) for p in files]
-        df = pd.concat(frames, ignore_index=True)
-    else:
-        df = _read_one(path)
+    df = _read_path(path, raw=False)
     missing = [c for c in CORE if c not in df.columns]
     if missing:
         raise DataError(
