@@ -39,3 +39,42 @@ def clean_mlflow_env(monkeypatch):
 
     if mlflow.active_run():
         mlflow.end_run()
+
+
+class World:
+    """A small labelled world for serving and monitoring tests: split, features, a fitted model."""
+
+    def __init__(self, sim, split, features, model):
+        self.sim, self.split, self.features, self.model = sim, split, features, model
+        self.X_train = features.transform(split.train)
+        self.X_test = features.transform(split.test)
+
+
+def make_world(seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=None, max_iter=60):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from fullcycle.data import simulate_transactions, time_split, validate_transactions
+    from fullcycle.features import FraudFeatures
+
+    sim = simulate_transactions(
+        n_customers=300,
+        n_terminals=600,
+        n_days=n_days,
+        seed=seed,
+        scenarios=scenarios,
+        card_testing_start_day=card_testing_start_day,
+    )
+    valid = validate_transactions(sim.transactions).valid
+    split = time_split(valid, train_start_day=30, train_days=7, delay_days=7, test_days=3)
+    features = FraudFeatures().fit(split.history, split.history["TX_FRAUD"])
+    world = World(sim, split, features, None)
+    world.model = HistGradientBoostingClassifier(
+        max_iter=max_iter, max_leaf_nodes=15, random_state=0
+    ).fit(world.X_train, split.train["TX_FRAUD"])
+    return world
+
+
+@pytest.fixture(scope="session")
+def world():
+    """300 cards over 50 days; train days 30-36, 7-day delay, scoring days 44-46."""
+    return make_world()
