@@ -141,6 +141,63 @@ def run(project, workspace, scale, with_drift, no_track, json_out):
         _fail(exc)
 
 
+@cli.command()
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option(
+    "--workspace", default="workspace", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback unless you mean it.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--warm-start",
+    "warm",
+    default="auto",
+    show_default=True,
+    help="When the state is empty: 'auto' loads the project's labelled history, a path "
+    "loads that file of labelled transactions, 'none' starts cold.",
+)
+@click.option(
+    "--scale", type=click.Choice(["full", "small", "tiny"]), default="full", show_default=True
+)
+@click.option(
+    "--before-day",
+    type=int,
+    default=None,
+    help="Warm start with days before this one (default: the scoring window's first day).",
+)
+@click.option("--drift/--no-drift", default=False, help="Warm start from the drifted world.")
+def serve(project, workspace, host, port, warm, scale, before_day, drift):
+    """Serve the project's champion model over HTTP (OpenAPI page at /docs)."""
+    from fullcycle.serving import open_service, warm_start_history
+    from fullcycle.spec import find_project
+
+    try:
+        spec = find_project(project)
+        app = open_service(spec, workspace)
+        state = app.state.state
+        if state.count() == 0 and warm != "none":
+            if warm == "auto":
+                history = warm_start_history(spec, before_day, scale=scale, drift=drift)
+            else:
+                from fullcycle.data import load_transactions, validate_transactions
+
+                history = validate_transactions(load_transactions(warm)).valid
+            n = state.warm_start(history)
+            click.echo(f"warm start: {n:,} labelled transactions in {state.path}")
+        bundle = app.state.bundle
+        click.echo(
+            f"serving {bundle.name} v{bundle.version} on http://{host}:{port} "
+            f"(docs: /docs; state {state.count():,} rows)"
+        )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo("warning: listening beyond loopback; the service has no authentication")
+    except FullcycleError as exc:
+        _fail(exc)
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 def main() -> None:
     cli(prog_name="fullcycle")
 

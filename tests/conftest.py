@@ -78,3 +78,24 @@ def make_world(seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=No
 def world():
     """300 cards over 50 days; train days 30-36, 7-day delay, scoring days 44-46."""
     return make_world()
+
+
+def register_world_model(world, workspace, name="fraud_detection", metrics=None):
+    """Log and register ``world.model`` as ``name@champion`` in ``workspace``'s MLflow store."""
+    from fullcycle import tracking
+    from fullcycle.serving import FeatureState, service_paths
+    from fullcycle.spec import find_project
+
+    exp = tracking.setup_tracking(workspace, name)
+    run_id, uri = tracking.log_model_run(
+        experiment_id=exp,
+        model=world.model,
+        input_example=world.X_train,
+        params={"test": True},
+        metrics=metrics or {"roc_auc": 0.9},
+        tags={"data_fingerprint": tracking.data_fingerprint(world.split.history)},
+    )
+    tracking.register_champion(uri, name, run_id)
+    state_path, _ = service_paths(find_project(name, search_root=REPO), workspace)
+    FeatureState(state_path).warm_start(world.split.history)
+    return run_id

@@ -78,7 +78,10 @@ class Transaction(BaseModel):
     @classmethod
     def _after_1970(cls, v: datetime) -> datetime:
         if v.tzinfo is not None:
-            v = v.astimezone(UTC).replace(tzinfo=None)
+            try:
+                v = v.astimezone(UTC).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                raise ValueError("tx_datetime is out of range once converted to UTC") from None
         if v.year < 1970:
             raise ValueError("tx_datetime must not be before 1970-01-01")
         return v

@@ -1,0 +1,5 @@
+"""``python -m fullcycle`` is the ``fullcycle`` command."""
+
+from fullcycle.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""Run a service as a real process: a free loopback port, a readiness deadline, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from fullcycle.exceptions import ConfigError
+
+__all__ = ["ServiceProcess", "free_port"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServiceProcess:
+    """A server started in its own process group, waited for, and stopped with its whole tree.
+
+    Parameters
+    ----------
+    args : list of str
+        The command (e.g. ``[sys.executable, "-m", "fullcycle", "serve", ...]``).
+    url : str
+        Base URL; ``<url>/health`` must answer 200 once the server is ready.
+    log_path : path, optional
+        Where the server's stdout and stderr go (shown in errors).
+    env : dict, optional
+        Extra environment variables.
+    """
+
+    def __init__(self, args, url: str, log_path=None, env=None, cwd=None):
+        self.args, self.url = list(args), url.rstrip("/")
+        self.log_path = Path(log_path) if log_path else None
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
+        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group: stop() takes the whole tree
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ConfigError(
+                    f"the service exited with code {self.proc.returncode} before it was ready"
+                    + self._tail()
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ConfigError(f"the service was not ready within {timeout:.0f} s" + self._tail())
+
+    def _tail(self) -> str:
+        if self.log_path and self.log_path.is_file():
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()[-8:]
+            return "; its last output:\n  " + "\n  ".join(lines)
+        return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the process group, SIGKILL it after ``timeout``; returns the exit code."""
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # Children that outlived the leader (same group) go too.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.proc.returncode
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_command(project: str, workspace, port: int, host: str = "127.0.0.1", *extra) -> list[str]:
+    """The ``fullcycle serve`` command line for this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "fullcycle",
+        "serve",
+        "--project",
+        project,
+        "--workspace",
+        str(workspace),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *extra,
+    ]
