@@ -11,9 +11,9 @@ import threading
 import httpx
 import pytest
 import schemathesis
+from conftest import register_world_model
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from conftest import register_world_model
 
 from fullcycle.serving.process import ServiceProcess, free_port, serve_command
 
