@@ -14,7 +14,14 @@ from fullcycle.exceptions import DataError
 from fullcycle.metrics.technical import daily_top_k_cards, roc_auc
 from fullcycle.monitoring.drift import DriftThresholds, FeatureDrift, feature_drift, psi
 
-__all__ = ["CATEGORICAL", "MonitorResult", "VERDICT_SCHEMA", "monitor", "monitor_log", "per_day_drift"]
+__all__ = [
+    "CATEGORICAL",
+    "MonitorResult",
+    "VERDICT_SCHEMA",
+    "monitor",
+    "monitor_log",
+    "per_day_drift",
+]
 
 #: Features that are flags, tested with chi-squared rather than KS.
 CATEGORICAL = ("TX_DURING_WEEKEND", "TX_DURING_NIGHT")

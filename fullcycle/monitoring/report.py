@@ -34,8 +34,14 @@ def _overlays(result, reference, current) -> str:
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
         ax.hist(r, bins=bins, density=True, alpha=0.5, label="reference", color="#4477aa")
         ax.hist(c, bins=bins, density=True, alpha=0.5, label="current", color="#ee6677")
-        drift = result.score if name == "score" else next(f for f in result.features if f.feature == name)
-        ax.set_title(f"{name}\nPSI {drift.psi:.3f}" + ("  DRIFT" if drift.drifted else ""), fontsize=9)
+        drift = (
+            result.score
+            if name == "score"
+            else next(f for f in result.features if f.feature == name)
+        )
+        ax.set_title(
+            f"{name}\nPSI {drift.psi:.3f}" + ("  DRIFT" if drift.drifted else ""), fontsize=9
+        )
         ax.tick_params(labelsize=7)
     axes.ravel()[0].legend(fontsize=8)
     fig.suptitle("Distributions: reference vs current (largest shifts)")
@@ -79,14 +85,25 @@ def _performance_plot(result) -> str | None:
     for window, g in df.groupby("window"):
         ax.plot(g["day"], g["roc_auc"], marker="o", label=f"ROC AUC ({window})")
         if "card_precision" in g:
-            ax.plot(g["day"], g["card_precision"], marker="s", ls="--", label=f"card precision ({window})")
+            ax.plot(
+                g["day"],
+                g["card_precision"],
+                marker="s",
+                ls="--",
+                label=f"card precision ({window})",
+            )
     ax.set_title("Performance per day, once labels arrived")
     ax.legend(fontsize=7)
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     if has_value:
         ax = axes[0, 1]
         ax.bar(df["day"], df["oracle_net_value"], color="#dddddd", label="achievable (oracle)")
-        ax.bar(df["day"], df["net_value"], color=np.where(df["window"] == "current", "#ee6677", "#4477aa"), label="model")
+        ax.bar(
+            df["day"],
+            df["net_value"],
+            color=np.where(df["window"] == "current", "#ee6677", "#4477aa"),
+            label="model",
+        )
         ax.set_title("Net value per day (blue: reference, red: current)")
         ax.legend(fontsize=7)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
@@ -108,7 +125,9 @@ def render_report(result, reference: pd.DataFrame, current: pd.DataFrame, title:
 
     def perf_cell(p, key, fmt):
         x = p.get(key)
-        return fmt.format(x) if isinstance(x, int | float) else html.escape(str(p.get("status", "")))
+        return (
+            fmt.format(x) if isinstance(x, int | float) else html.escape(str(p.get("status", "")))
+        )
 
     perf_rows = "".join(
         f"<tr><td>{name}</td><td>{perf[name]['labelled_rows']:,}</td>"
@@ -118,7 +137,10 @@ def render_report(result, reference: pd.DataFrame, current: pd.DataFrame, title:
         f"<td>{perf_cell(perf[name], 'share_of_oracle', '{:.0%}')}</td></tr>"
         for name in ("reference", "current")
     )
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"]) or "<li>nothing crossed a threshold</li>"
+    reasons = (
+        "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])
+        or "<li>nothing crossed a threshold</li>"
+    )
     w = v["windows"]
     figures = "".join(f"<img src='{src}' alt='plot'>" for src in imgs if src)
     return f"""<!doctype html>
