@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Train and register the champion, show what drift costs, then the live half:
+# serve, replay traffic, monitor a clean and a drifted window, retrain, stop.
 demo: $(STAMP)
 	$(BIN)/fullcycle run --project fraud_detection --workspace workspace --with-drift
+	$(BIN)/fullcycle live --project fraud_detection --workspace workspace
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,6 +38,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf workspace .pytest_cache .ruff_cache

@@ -177,9 +177,7 @@ def main() -> None:
     names = list(result.model.feature_names_in_)
 
     def mlflow_body(i):
-        return json.dumps(
-            {"dataframe_split": {"columns": names, "data": [X[i].tolist()]}}
-        ).encode()
+        return json.dumps({"dataframe_split": {"columns": names, "data": [X[i].tolist()]}}).encode()
 
     history = warm_start_history(spec, scale="small")
     state_path, _ = service_paths(spec, ws)

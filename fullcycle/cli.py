@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fullcycle.exceptions import FullcycleError
+from fullcycle.exceptions import ConfigError, FullcycleError
 
 __all__ = ["main"]
 
@@ -166,14 +166,28 @@ def run(project, workspace, scale, with_drift, no_track, json_out):
     help="Warm start with days before this one (default: the scoring window's first day).",
 )
 @click.option("--drift/--no-drift", default=False, help="Warm start from the drifted world.")
-def serve(project, workspace, host, port, warm, scale, before_day, drift):
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feature state file (default: <workspace>/serving/<project>/state.sqlite).",
+)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Prediction log (default: <workspace>/serving/<project>/predictions.sqlite).",
+)
+def serve(project, workspace, host, port, warm, scale, before_day, drift, state_path, log_path):
     """Serve the project's champion model over HTTP (OpenAPI page at /docs)."""
     from fullcycle.serving import open_service, warm_start_history
     from fullcycle.spec import find_project
 
     try:
         spec = find_project(project)
-        app = open_service(spec, workspace)
+        app = open_service(spec, workspace, state_path=state_path, log_path=log_path)
         state = app.state.state
         if state.count() == 0 and warm != "none":
             if warm == "auto":
@@ -196,6 +210,153 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift):
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.command()
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option(
+    "--workspace", default="workspace", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Prediction log (default: the served one in the workspace).",
+)
+@click.option(
+    "--reference",
+    nargs=2,
+    required=True,
+    metavar="START END",
+    help="Reference window [START, END) as dates, e.g. 2018-07-31 2018-08-07.",
+)
+@click.option(
+    "--current", nargs=2, required=True, metavar="START END", help="Current window [START, END)."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("workspace/monitoring"),
+    show_default=True,
+    help="Folder for report.html and verdict.json.",
+)
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the verdict is drift.")
+def monitor(project, workspace, log_path, reference, current, out, fail_on_drift):
+    """Compare a window of logged traffic with a reference window; write report and verdict."""
+    from fullcycle.monitoring import monitor_log
+    from fullcycle.serving import service_paths
+    from fullcycle.spec import find_project
+
+    try:
+        spec = find_project(project)
+        log_path = log_path or service_paths(spec, workspace)[1]
+        result = monitor_log(
+            log_path,
+            tuple(reference),
+            tuple(current),
+            value_model=spec.business_value.build(),
+            out_dir=out,
+            title=spec.title,
+        )
+    except FullcycleError as exc:
+        _fail(exc)
+    click.echo(f"verdict: {'DRIFT' if result.drifted else 'ok'}")
+    for reason in result.reasons:
+        click.echo(f"  - {reason}")
+    click.echo(f"report: {out / 'report.html'}  verdict: {out / 'verdict.json'}")
+    if fail_on_drift and result.drifted:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option(
+    "--workspace", default="workspace", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Labelled transactions (default: the project's simulated world).",
+)
+@click.option(
+    "--with-drift/--no-drift",
+    default=True,
+    show_default=True,
+    help="Simulated world: with the drift scenario from the monitoring timeline.",
+)
+@click.option(
+    "--labelled-through",
+    type=int,
+    default=None,
+    help="Last day whose labels are known (default: the spec's monitoring timeline).",
+)
+@click.option(
+    "--margin",
+    default=0.05,
+    show_default=True,
+    help="Share of the champion's value the challenger must add.",
+)
+@click.option(
+    "--scale", type=click.Choice(["full", "small", "tiny"]), default="full", show_default=True
+)
+def retrain(project, workspace, data_path, with_drift, labelled_through, margin, scale):
+    """Train a challenger on the latest labels; promote it only if it earns more."""
+    from fullcycle.data import load_transactions, validate_transactions
+    from fullcycle.retrain import retrain as do_retrain
+    from fullcycle.run import at_scale, load_data
+    from fullcycle.spec import find_project
+
+    try:
+        spec = at_scale(find_project(project), scale)
+        plan = spec.monitoring or {}
+        if data_path is not None:
+            data = validate_transactions(load_transactions(data_path)).valid
+        else:
+            start = plan.get("drift_days", [None])[0]
+            raw = load_data(spec, scale=scale, drift=with_drift, drift_start_day=start)
+            data = validate_transactions(raw).valid
+        through = labelled_through or plan.get("retrain_labelled_through")
+        if through is None:
+            raise ConfigError("say which labels are known: --labelled-through DAY")
+        do_retrain(spec, workspace, data, int(through), margin=margin, progress=click.echo)
+    except FullcycleError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option(
+    "--workspace", default="workspace", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--scale", type=click.Choice(["full", "small", "tiny"]), default="full", show_default=True
+)
+@click.option(
+    "--single-requests",
+    default=2000,
+    show_default=True,
+    help="Requests sent one at a time to measure latency; the rest go in batches.",
+)
+def live(project, workspace, scale, single_requests):
+    """Serve the champion, replay three weeks of traffic, monitor, retrain, stop."""
+    from fullcycle.live import run_live
+    from fullcycle.spec import find_project
+
+    try:
+        result = run_live(
+            find_project(project),
+            workspace,
+            scale=scale,
+            single_requests=single_requests,
+            progress=click.echo,
+        )
+    except FullcycleError as exc:
+        _fail(exc)
+    if result.leftover_processes:
+        _fail(ConfigError("the service left processes behind"))
 
 
 def main() -> None:

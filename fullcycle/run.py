@@ -49,8 +49,13 @@ def _say(progress, msg):
         progress(msg)
 
 
-def load_data(spec: ProjectSpec, scale: str = "full", drift: bool = False) -> pd.DataFrame:
-    """The project's raw transactions: simulated as the spec says, or read from its files."""
+def load_data(
+    spec: ProjectSpec, scale: str = "full", drift: bool = False, drift_start_day: int | None = None
+) -> pd.DataFrame:
+    """The project's raw transactions: simulated as the spec says, or read from its files.
+
+    ``drift_start_day`` moves the start of the drift scenario (default: the spec's).
+    """
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
     if spec.data.source == "files":
@@ -66,7 +71,9 @@ def load_data(spec: ProjectSpec, scale: str = "full", drift: bool = False) -> pd
                 f"project {spec.name!r} has no data.drift section; add one to run with drift"
             )
         params["scenarios"] = tuple(sorted({*params["scenarios"], spec.data.drift.scenario}))
-        params["card_testing_start_day"] = spec.data.drift.start_day
+        params["card_testing_start_day"] = (
+            spec.data.drift.start_day if drift_start_day is None else drift_start_day
+        )
     cfg = FraudSimulatorConfig(seed=spec.data.seed, **params)
     return simulate_transactions(cfg).transactions
 

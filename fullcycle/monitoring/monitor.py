@@ -18,6 +18,7 @@ __all__ = [
     "CATEGORICAL",
     "MonitorResult",
     "VERDICT_SCHEMA",
+    "auc_standard_error",
     "monitor",
     "monitor_log",
     "per_day_drift",

@@ -37,8 +37,13 @@ from fullcycle.serving.predlog import PredictionLog
 from fullcycle.serving.state import ColdStart, FeatureState, OnlineTransaction, epoch_seconds
 
 __all__ = [
+    "BatchOut",
     "BatchRequest",
+    "ColdStartOut",
+    "Label",
+    "LabelsOut",
     "LabelsRequest",
+    "ScoreOut",
     "ServiceConfig",
     "Transaction",
     "create_app",

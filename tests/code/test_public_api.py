@@ -17,6 +17,16 @@ MODULES = [
     "fullcycle.evaluate",
     "fullcycle.run",
     "fullcycle.exceptions",
+    "fullcycle.serving",
+    "fullcycle.serving.app",
+    "fullcycle.serving.state",
+    "fullcycle.serving.predlog",
+    "fullcycle.serving.process",
+    "fullcycle.monitoring",
+    "fullcycle.monitoring.drift",
+    "fullcycle.monitoring.monitor",
+    "fullcycle.retrain",
+    "fullcycle.live",
 ]
 
 
