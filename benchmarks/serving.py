@@ -246,7 +246,7 @@ def main() -> None:
     )
     figures["target_ratio_c16_met"] = figures["throughput_ratio_c16"] >= 4.0
     figures["target_p50_c1_met"] = figures["fullcycle_c1"]["p50_ms"] <= 3.0
-    figures["command"] = "python benchmarks/serving.py --requests %d" % args.requests
+    figures["command"] = f"python benchmarks/serving.py --requests {args.requests}"
     print(json.dumps(figures))
 
 
