@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 CHAMPION = "champion"
+_SET_BY_US: dict[str, str | None] = {}
 
 
 def _mlflow():
@@ -47,12 +48,17 @@ def setup_tracking(workspace: str | Path, experiment: str) -> str:
     mlflow = _mlflow()
     workspace = Path(workspace).resolve()
     uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and uri == _SET_BY_US.get("uri"):
+        # MLflow exports the URI it was given; that is our own earlier choice, not the user's.
+        uri = None
     artifacts = None
     if not uri:
         workspace.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{workspace / 'mlflow.db'}"
         artifacts = (workspace / "mlartifacts").as_uri()
     mlflow.set_tracking_uri(uri)
+    if artifacts is not None:
+        _SET_BY_US["uri"] = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
