@@ -18,12 +18,13 @@ from schemathesis import GenerationMode
 from fullcycle.serving.process import ServiceProcess, free_port, serve_command
 
 pytestmark = pytest.mark.integration
+REGISTERED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
 def workspace(world, tmp_path_factory):
     ws = tmp_path_factory.mktemp("ws")
-    register_world_model(world, ws)
+    REGISTERED["run_id"] = register_world_model(world, ws)
     return ws
 
 
@@ -41,7 +42,7 @@ def server(workspace, repo, tmp_path_factory):
         yield proc
 
 
-def test_does_the_real_process_score_and_refuse_bad_input(server, world):
+def test_does_the_real_process_score_and_refuse_bad_input(server, world, workspace):
     row = world.split.test.iloc[0]
     good = {
         "transaction_id": int(row.TRANSACTION_ID),
@@ -61,7 +62,7 @@ def test_does_the_real_process_score_and_refuse_bad_input(server, world):
         assert c.post("/v1/score/batch", json={"transactions": []}).status_code == 422
         too_many = {"transactions": [{**good, "transaction_id": i} for i in range(1001)]}
         assert c.post("/v1/score/batch", json=too_many).status_code == 413
-        assert c.get("/v1/model").json()["version"] == "1"
+        assert c.get("/v1/model").json()["run_id"] == REGISTERED["run_id"]
         assert "swagger" in c.get("/docs").text.lower()
 
 
