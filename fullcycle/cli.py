@@ -359,6 +359,70 @@ def live(project, workspace, scale, single_requests):
         _fail(ConfigError("the service left processes behind"))
 
 
+@cli.command()
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Reports go here.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("instructor/grading.yaml"),
+    show_default=True,
+    help="The instructor's grading config (secret seed, limits, results store).",
+)
+@click.option("--keep-work", is_flag=True, help="Keep the job folder (for debugging the grader).")
+def grade(submission, project, out, config_path, keep_work):
+    """Grade SUBMISSION (a kit folder or a .zip) on hidden data; write reports to --out."""
+    from fullcycle.spec import find_project
+    from grading import format_scorecard, load_config
+    from grading import grade as run_grade
+
+    try:
+        spec = find_project(project)
+        config = load_config(config_path)
+        result = run_grade(
+            submission,
+            spec,
+            config,
+            out,
+            keep_work=keep_work,
+            progress=lambda step, status: click.echo(f"  {step:<18}{status}", err=True),
+        )
+    except FullcycleError as exc:
+        _fail(exc)
+    click.echo(format_scorecard(result))
+    click.echo(f"reports: {out}/result.json, feedback.html, feedback.md, executed.ipynb")
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="An empty folder.")
+@click.option("--kit", "kits", multiple=True, help="Release only these kits (default: all).")
+def release(out, kits):
+    """Write the learner release: kits with solutions stripped, no grading secrets."""
+    from grading import release as run_release
+
+    try:
+        files = run_release(Path(__file__).resolve().parent.parent, out, list(kits) or None)
+    except FullcycleError as exc:
+        _fail(exc)
+    click.echo(f"released {len(files)} files into {out}")
+
+
+@cli.command(name="grading-config")
+@click.option("--new", "path", required=True, type=click.Path(path_type=Path))
+@click.option("--scale", type=click.Choice(["full", "small", "tiny"]), default="full")
+def grading_config(path, scale):
+    """Create a grading config with a fresh 128-bit secret seed (file mode 0600)."""
+    from grading import new_config
+
+    try:
+        new_config(path, scale=scale)
+    except FullcycleError as exc:
+        _fail(exc)
+    click.echo(f"wrote {path}; keep it out of the learner release")
+
+
 def main() -> None:
     cli(prog_name="fullcycle")
 

@@ -95,15 +95,20 @@ def make_scorecard(spec, frame: pd.DataFrame, scores) -> Scorecard:
     value_model = spec.business_value.build()
     scores = np.asarray(scores, dtype=float)
     base_scores = value_model.baseline_scores(frame)
-    technical = {m: compute_metric(m, frame, scores) for m in spec.metrics}
-    baseline_technical = {m: compute_metric(m, frame, base_scores) for m in spec.metrics}
+    p = spec.prediction
+    kw = {"label": p.label_column, "group": p.group_column}
+    technical = {m: compute_metric(m, frame, scores, **kw) for m in spec.metrics}
+    baseline_technical = {m: compute_metric(m, frame, base_scores, **kw) for m in spec.metrics}
+    value = value_model.evaluate(frame, scores)
     return Scorecard(
         technical=technical,
         baseline_technical=baseline_technical,
-        value=value_model.evaluate(frame, scores),
+        value=value,
         baseline=value_model.evaluate(frame, base_scores),
         oracle=value_model.evaluate(frame, None),
         n_rows=len(frame),
-        n_frauds=int(frame["TX_FRAUD"].sum()),
-        days=int(frame["TX_TIME_DAYS"].nunique()),
+        n_frauds=int(frame[p.label_column].sum()),
+        days=int(frame["TX_TIME_DAYS"].nunique())
+        if "TX_TIME_DAYS" in frame
+        else max(len(value.per_day), 1),
     )

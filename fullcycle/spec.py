@@ -91,6 +91,12 @@ class PredictionSpec(_Strict):
     id_column: str
     output_column: str
     score_range: tuple[float, float] = (0.0, 1.0)
+    #: The label the grader keeps; never given to a submission.
+    label_column: str = "TX_FRAUD"
+    #: Every column the grader removes from the scoring rows it hands over.
+    hidden_columns: list[str] = Field(default_factory=list)
+    #: Ranking tasks: the column whose rows form one ranked list (e.g. the user).
+    group_column: str | None = None
 
     @field_validator("score_range")
     @classmethod

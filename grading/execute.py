@@ -32,7 +32,9 @@ ENGINE = "fullcycle-sandbox"
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts inside a :class:`Sandbox`, over IPC sockets."""
 
-    def __init__(self, sandbox: Sandbox, env: dict[str, str] | None = None, **kw):
+    def __init__(
+        self, sandbox: Sandbox, env: dict[str, str] | None = None, cwd: Path | None = None, **kw
+    ):
         kdir = sandbox.job_dir / ".kernel"
         kdir.mkdir(exist_ok=True)
         sandbox.chown_for_sandbox(kdir)
@@ -45,6 +47,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         )
         self._sandbox = sandbox
         self._env = env or {}
+        self._cwd = cwd
 
     async def start_kernel(self, **kw):
         log = getattr(self, "_log_file", None)
@@ -59,7 +62,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
-        return self._sandbox.wrap(cmd, self._env)
+        return self._sandbox.wrap(cmd, self._env, self._cwd)
 
 
 class _Guard:
@@ -191,8 +194,8 @@ def execute_notebook(
 
     limits = sandbox.limits
     guard = _Guard(sandbox, int(limits.output_mb * 1e6))
-    guard.km = SandboxedKernelManager(sandbox, env)
-    log_file = open(kernel_log, "wb") if kernel_log else None  # noqa: SIM115
+    guard.km = SandboxedKernelManager(sandbox, env, cwd)
+    log_file = open(kernel_log, "wb") if kernel_log else None
     guard.km._log_file = log_file
     done = threading.Event()
     disk_cap = limits.disk_mb * 1024 * 1024
@@ -234,7 +237,7 @@ def execute_notebook(
             failed_cell=exc.exec_count,
             error_name=exc.ename,
         )
-    except BaseException as exc:  # noqa: BLE001 - every way a run can end is a result
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             guard.stop("interrupted")
             raise
@@ -262,9 +265,11 @@ def execute_notebook(
         try:
             if guard.km.has_kernel:
                 guard.km.provisioner and guard.sandbox.kill_all(
-                    (guard.km.provisioner.pid,) if getattr(guard.km.provisioner, "pid", None) else ()
+                    (guard.km.provisioner.pid,)
+                    if getattr(guard.km.provisioner, "pid", None)
+                    else ()
                 )
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         sandbox.kill_all()
         if log_file is not None:
@@ -278,7 +283,7 @@ def execute_notebook(
 
         try:
             nb = nbformat.read(output, as_version=4)
-        except Exception:  # noqa: BLE001
+        except Exception:
             nb = None
     if nb is not None:
         result.cell_seconds = _cell_seconds(nb)

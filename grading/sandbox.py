@@ -142,9 +142,7 @@ class Sandbox:
             "reasons": list(self.reasons),
             "uid": self.uid,
             "pids_cgroup": str(self.cgroup) if self.cgroup else None,
-            "limits": {
-                k: v for k, v in self.limits.__dict__.items() if not k.startswith("_")
-            },
+            "limits": {k: v for k, v in self.limits.__dict__.items() if not k.startswith("_")},
         }
 
     def _bwrap_works(self) -> bool:
@@ -218,8 +216,16 @@ class Sandbox:
         env.update(extra or {})
         return env
 
-    def wrap(self, command: list[str], env: dict[str, str] | None = None) -> list[str]:
-        """``command`` as it must be started: launcher, sandbox, limits, then the command."""
+    def wrap(
+        self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> list[str]:
+        """``command`` as it must be started: launcher, sandbox, limits, then the command.
+
+        ``cwd`` (default: the job folder) must be inside the job folder.
+        """
+        cwd = Path(cwd or self.job_dir).resolve()
+        if cwd != self.job_dir and self.job_dir not in cwd.parents:
+            raise ValueError(f"{cwd} is outside the job folder {self.job_dir}")
         env = self.base_env(env)
         (self.job_dir / ".tmp").mkdir(exist_ok=True)
         (self.job_dir / ".cache").mkdir(exist_ok=True)
@@ -264,7 +270,7 @@ class Sandbox:
             args += ["--ro-bind", str(path), str(path)]
         args += ["--perms", "0755", "--dir", "/opt/fullcycle"]
         args += ["--ro-bind", str(LAUNCHER), _INSIDE_LAUNCHER]
-        args += ["--bind", str(self.job_dir), str(self.job_dir), "--chdir", str(self.job_dir)]
+        args += ["--bind", str(self.job_dir), str(self.job_dir), "--chdir", str(cwd)]
         args += ["--"]
         if self.is_root:
             args += [

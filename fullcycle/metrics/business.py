@@ -17,6 +17,7 @@ from fullcycle.metrics.technical import daily_top_k_cards
 
 __all__ = [
     "FraudInvestigationValue",
+    "RecommendationRevenue",
     "ValueReport",
     "get_value_model",
     "register_value_model",
@@ -192,3 +193,59 @@ class FraudInvestigationValue:
 
 
 register_value_model("fraud_investigation", FraudInvestigationValue)
+
+
+@dataclass(frozen=True)
+class RecommendationRevenue:
+    """Revenue of showing each user ``k`` items: a shown item the user then buys earns its price.
+
+    Parameters
+    ----------
+    k : int
+        Items shown per user.
+    attribution_rate : float
+        Share of a bought item's price credited to the recommendation.
+    user, item_price, label : str
+        Columns of the user, the item's price and whether the user bought it (0/1).
+    popularity : str
+        Column the baseline ranks by (the same top items for everyone).
+    """
+
+    k: int = 10
+    attribution_rate: float = 0.3
+    user: str = "USER_ID"
+    item_price: str = "PRICE"
+    label: str = "PURCHASED"
+    popularity: str = "POPULARITY"
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1 items per user, got {self.k}")
+        if not 0 < self.attribution_rate <= 1:
+            raise ConfigError(f"attribution_rate must be in (0, 1], got {self.attribution_rate}")
+
+    def params(self) -> dict:
+        return asdict(self)
+
+    def evaluate(self, frame: pd.DataFrame, scores=None, **_) -> ValueReport:
+        """Revenue of the top ``k`` per user by ``scores`` (``None``: the oracle)."""
+        y = frame[self.label].to_numpy(float)
+        price = frame[self.item_price].to_numpy(float)
+        s = y * price if scores is None else np.asarray(scores, dtype=float)
+        d = pd.DataFrame({"u": frame[self.user].to_numpy(), "s": s, "gain": y * price})
+        d = d.sort_values(["u", "s"], ascending=[True, False], kind="mergesort")
+        top = d[d.groupby("u").cumcount() < self.k]
+        per_user = top.groupby("u")["gain"].sum() * self.attribution_rate
+        hits = int((top["gain"] > 0).sum())
+        return ValueReport(
+            float(per_user.sum()),
+            pd.Series([float(per_user.sum())], index=["window"]),
+            {"hits": hits, "users": int(d["u"].nunique()), "shown": len(top)},
+        )
+
+    def baseline_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """The popularity baseline: every user sees the most popular items."""
+        return frame[self.popularity].to_numpy(float)
+
+
+register_value_model("recommendation_revenue", RecommendationRevenue)

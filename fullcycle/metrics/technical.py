@@ -132,18 +132,46 @@ def parse_metric_name(name: str) -> tuple[str, int | None]:
     """Split a metric name such as ``card_precision@100`` into (kind, k)."""
     if name in ("roc_auc", "average_precision"):
         return name, None
-    if name.startswith("card_precision@"):
-        k = name.split("@", 1)[1]
-        if k.isdigit() and int(k) > 0:
-            return "card_precision", int(k)
+    for kind in ("card_precision", "ndcg"):
+        if name.startswith(kind + "@"):
+            k = name.split("@", 1)[1]
+            if k.isdigit() and int(k) > 0:
+                return kind, int(k)
     raise ValueError(
-        f"unknown metric {name!r}; choose from roc_auc, average_precision, card_precision@K (K a positive integer)"
+        f"unknown metric {name!r}; choose from roc_auc, average_precision, card_precision@K, "
+        "ndcg@K (K a positive integer)"
     )
 
 
-def compute_metric(name: str, frame: pd.DataFrame, scores, label: str = "TX_FRAUD") -> float:
+def ndcg_at_k(frame: pd.DataFrame, scores, k: int, label: str, group: str) -> float:
+    """Mean over groups (users) of NDCG@k with binary gains; groups without a positive are skipped."""
+    d = pd.DataFrame(
+        {"g": frame[group].to_numpy(), "y": frame[label].to_numpy(float), "s": np.asarray(scores)}
+    )
+    d = d.sort_values(["g", "s"], ascending=[True, False], kind="mergesort")
+    d["rank"] = d.groupby("g").cumcount()
+    top = d[d["rank"] < k]
+    discount = 1.0 / np.log2(top["rank"].to_numpy() + 2.0)
+    dcg = (
+        pd.Series(top["y"].to_numpy() * discount, index=top["g"].to_numpy()).groupby(level=0).sum()
+    )
+    positives = d.groupby("g")["y"].sum()
+    positives = positives[positives > 0]
+    ideal = positives.apply(lambda n: float(np.sum(1.0 / np.log2(np.arange(min(int(n), k)) + 2.0))))
+    if ideal.empty:
+        return float("nan")
+    return float((dcg.reindex(ideal.index, fill_value=0.0) / ideal).mean())
+
+
+def compute_metric(
+    name: str, frame: pd.DataFrame, scores, label: str = "TX_FRAUD", group: str | None = None
+) -> float:
     """Compute a metric by its spec name on a labelled frame and scores."""
     kind, k = parse_metric_name(name)
+    if kind == "ndcg":
+        if group is None:
+            raise ValueError(f"{name} needs prediction.group_column in the spec (e.g. the user)")
+        return ndcg_at_k(frame, scores, k, label, group)
     if kind == "roc_auc":
         return roc_auc(frame[label], scores)
     if kind == "average_precision":
