@@ -135,7 +135,9 @@ def load_config(path: str | Path) -> GradingConfig:
             f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
-        raise GradingConfigError(f"{path}: not a valid grading config:\n  " + "\n  ".join(lines))
+        raise GradingConfigError(
+            f"{path}: not a valid grading config:\n  " + "\n  ".join(lines)
+        ) from None
     return cfg.model_copy(update={"root": path.parent.resolve()})
 
 

@@ -373,7 +373,7 @@ def probe_monitoring(
     d_flag, d_err = verdict(drifted)
     out["flags_drift"] = 1.0 if d_flag is True else 0.0
     out["quiet_on_clean"] = 1.0 if all(verdict(n)[0] is False for n in clean) else 0.0
-    for name, err_text in [(drifted, d_err), *[(n, verdict(n)[1]) for n in clean]]:
+    for err_text in [d_err, *[verdict(n)[1] for n in clean]]:
         if err_text:
             out["problems"].append(f"drift check on a batch: {err_text}")
     if d_flag is False:
