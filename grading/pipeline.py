@@ -144,8 +144,6 @@ def execute(job: Job) -> None:
         "predictions_path": str(job.predictions_path),
         "model_dir": str(job.model_dir),
         "seed": 0,
-        "track": False,
-        "workspace": str(job.job_dir / "workspace"),
     }
     job.execution = execute_notebook(
         job.kit_dir / job.spec.kit.notebook,

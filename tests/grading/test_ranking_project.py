@@ -1,0 +1,54 @@
+"""Is the grader generic? A top-k ranking project, from files, graded end to end."""
+
+import json
+
+import ranking
+
+from grading import grade, load_config
+
+
+def test_a_good_ranking_submission_gets_full_marks(ranking_env, tmp_path):
+    spec, config_path, _ = ranking_env
+    kit = ranking.write_kit(tmp_path / "kit")
+    result = grade(kit, spec, load_config(config_path), tmp_path / "out")
+    assert result["status"] == "graded", result["messages"]
+    assert result["score"]["points"] == result["score"]["max_points"], result["rubric"]
+    m = result["metrics"]
+    assert m["ndcg@5"] > 0.6 and m["value_vs_baseline"] > 1.3
+    assert m["service.consistency"] == 1.0 and m["service.bad_input_4xx"] == 1.0
+    assert result["service"]["tree_gone"] is True
+    on_disk = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert on_disk["schema"] == "fullcycle.grading.result/1"
+    assert on_disk["score"] == result["score"]
+    for name in ("feedback.html", "feedback.md", "executed.ipynb"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert "data:image/png;base64" in (tmp_path / "out" / "feedback.html").read_text()
+
+
+def test_popularity_only_loses_the_lift_points_with_feedback(ranking_env, tmp_path):
+    spec, config_path, _ = ranking_env
+    cells = [
+        """\
+import pandas as pd
+score = pd.read_parquet(score_path)
+pd.DataFrame({"CANDIDATE_ID": score["CANDIDATE_ID"], "score": score["POPULARITY"].clip(0, 1)}).to_csv(predictions_path, index=False)
+"""
+    ]
+    kit = ranking.write_kit(tmp_path / "kit", cells=cells, service=None, monitor=None)
+    result = grade(kit, spec, load_config(config_path), tmp_path / "out")
+    lift = next(r for r in result["rubric"] if r["id"] == "lift")
+    assert lift["points"] == 0 and "popularity baseline" in lift["feedback"]
+    assert result["score"]["points"] < 3
+
+
+def test_grading_twice_gives_the_same_result(ranking_env, tmp_path):
+    spec, config_path, _ = ranking_env
+    kit = ranking.write_kit(tmp_path / "kit", service=None, monitor=None)
+    cfg = load_config(config_path)
+    a = grade(kit, spec, cfg, tmp_path / "a")
+    b = grade(kit, spec, cfg, tmp_path / "b")
+    assert a["score"] == b["score"] and a["metrics"] == b["metrics"]
+    pa, pb = a["provenance"], b["provenance"]
+    for key in ("submission", "data_fingerprint", "spec_sha256", "seed_sha256", "packages"):
+        assert pa[key] == pb[key]
+    assert [s["step"] for s in pa["steps"]][:3] == ["prepare", "execute", "collect"]
