@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Train and register the champion, show what drift costs, then the live half:
-# serve, replay traffic, monitor a clean and a drifted window, retrain, stop.
+# serve, replay traffic, monitor a clean and a drifted window, retrain, stop;
+# then grade the reference solution on a hidden holdout, as an instructor would.
 demo: $(STAMP)
 	$(BIN)/fullcycle run --project fraud_detection --workspace workspace --with-drift
 	$(BIN)/fullcycle live --project fraud_detection --workspace workspace
+	@test -f workspace/grading.yaml || $(BIN)/fullcycle grading-config --new workspace/grading.yaml
+	rm -rf workspace/grade-reference
+	$(BIN)/fullcycle grade starter_kits/fraud_detection --project fraud_detection \
+		--config workspace/grading.yaml --out workspace/grade-reference
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,6 +44,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/grading_overhead.py
 
 clean:
 	rm -rf workspace .pytest_cache .ruff_cache

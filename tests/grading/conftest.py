@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import ranking  # noqa: E402
+import ranking
 
 
 @pytest.fixture(scope="session")

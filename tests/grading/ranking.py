@@ -61,20 +61,57 @@ PROJECT = {
     },
     "monitoring": {"check": "monitor:check_drift"},
     "rubric": [
-        {"id": "ndcg", "metric": "ndcg@5", "bar": 0.6, "partial_from": 0.3, "points": 2,
-         "feedback": "Rank by what the user likes, not only by what is popular."},
-        {"id": "lift", "metric": "value_vs_baseline", "bar": 1.3, "partial_from": 1.0, "points": 2,
-         "feedback": "Revenue is not above the popularity baseline."},
-        {"id": "contract", "metric": "service.contract", "bar": 1, "points": 1,
-         "feedback": "Answer the batch endpoint as the contract says."},
-        {"id": "consistent", "metric": "service.consistency", "bar": 0.99, "points": 1,
-         "feedback": "Serve the same scores as the notebook."},
-        {"id": "bad_input", "metric": "service.bad_input_4xx", "bar": 1, "points": 1,
-         "feedback": "Reject malformed requests with a 4xx."},
-        {"id": "drift", "metric": "monitoring.flags_drift", "bar": 1, "points": 1,
-         "feedback": "Flag the faulty batch."},
-        {"id": "quiet", "metric": "monitoring.quiet_on_clean", "bar": 1, "points": 1,
-         "feedback": "Stay quiet on an ordinary batch."},
+        {
+            "id": "ndcg",
+            "metric": "ndcg@5",
+            "bar": 0.6,
+            "partial_from": 0.3,
+            "points": 2,
+            "feedback": "Rank by what the user likes, not only by what is popular.",
+        },
+        {
+            "id": "lift",
+            "metric": "value_vs_baseline",
+            "bar": 1.3,
+            "partial_from": 1.0,
+            "points": 2,
+            "feedback": "Revenue is not above the popularity baseline.",
+        },
+        {
+            "id": "contract",
+            "metric": "service.contract",
+            "bar": 1,
+            "points": 1,
+            "feedback": "Answer the batch endpoint as the contract says.",
+        },
+        {
+            "id": "consistent",
+            "metric": "service.consistency",
+            "bar": 0.99,
+            "points": 1,
+            "feedback": "Serve the same scores as the notebook.",
+        },
+        {
+            "id": "bad_input",
+            "metric": "service.bad_input_4xx",
+            "bar": 1,
+            "points": 1,
+            "feedback": "Reject malformed requests with a 4xx.",
+        },
+        {
+            "id": "drift",
+            "metric": "monitoring.flags_drift",
+            "bar": 1,
+            "points": 1,
+            "feedback": "Flag the faulty batch.",
+        },
+        {
+            "id": "quiet",
+            "metric": "monitoring.quiet_on_clean",
+            "bar": 1,
+            "points": 1,
+            "feedback": "Stay quiet on an ordinary batch.",
+        },
     ],
 }
 
@@ -193,19 +230,23 @@ def create_app():
     return app
 '''
 
-GOOD_MONITOR = '''\
+GOOD_MONITOR = """\
 from scipy.stats import ks_2samp
 
 
 def check_drift(reference, current):
     stat = ks_2samp(reference["AFFINITY"], current["AFFINITY"]).statistic
     return {"drift": bool(stat > 0.2), "ks": float(stat)}
-'''
+"""
 
 
 def notebook(cells: list[str], parameters: str = PARAMETERS) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})]
     nb.cells += [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
     return nb
@@ -244,8 +285,12 @@ def write_config(folder: Path, holdout: Path, **overrides) -> Path:
             "max_cells": 500,
             "file_size_mb": 64,
         },
-        "service": {"ready_timeout_s": 20, "request_timeout_s": 3, "requests": 20,
-                    "consistency_rows": 50},
+        "service": {
+            "ready_timeout_s": 20,
+            "request_timeout_s": 3,
+            "requests": 20,
+            "consistency_rows": 50,
+        },
         "monitoring": {"timeout_s": 60},
         "results_store": str(folder / "results.sqlite"),
         "holdout_dir": str(holdout),
