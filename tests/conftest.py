@@ -99,3 +99,20 @@ def register_world_model(world, workspace, name="fraud_detection", metrics=None)
     state_path, _ = service_paths(find_project(name, search_root=REPO), workspace)
     FeatureState(state_path).warm_start(world.split.history)
     return run_id
+
+
+@pytest.fixture(scope="session")
+def ranking_env(tmp_path_factory):
+    """(spec, config path, instructor folder) for the grader's tiny ranking fixture project."""
+    import sys
+
+    from fullcycle.spec import load_spec
+
+    sys.path.insert(0, str(REPO / "tests" / "grading"))
+    import ranking
+
+    root = tmp_path_factory.mktemp("instructor")
+    holdout = ranking.write_holdout(root / "hidden")
+    spec = load_spec(ranking.write_project(root / "project"))
+    config = ranking.write_config(root, holdout)
+    return spec, config, root
