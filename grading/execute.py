@@ -78,9 +78,12 @@ class _Guard:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        pid = None
-        if self.km is not None and self.km.provisioner is not None:
-            pid = getattr(self.km.provisioner, "pid", None)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the kernel's launcher and everything in the sandbox."""
+        provisioner = self.km.provisioner if self.km is not None else None
+        pid = getattr(provisioner, "pid", None)
         self.sandbox.kill_all((pid,) if pid else ())
 
 
@@ -262,16 +265,7 @@ def execute_notebook(
     finally:
         done.set()
         thread.join(timeout=2)
-        try:
-            if guard.km.has_kernel:
-                guard.km.provisioner and guard.sandbox.kill_all(
-                    (guard.km.provisioner.pid,)
-                    if getattr(guard.km.provisioner, "pid", None)
-                    else ()
-                )
-        except Exception:
-            pass
-        sandbox.kill_all()
+        guard.kill()
         if log_file is not None:
             log_file.close()
     if result.ok and guard.stop_reason:

@@ -56,6 +56,7 @@ class Job:
     messages: list = field(default_factory=list)
     submission_sha256: str = ""
     result: dict | None = None
+    collected: Path | None = None  # the predictions file, copied out of the job folder
 
     # files handed to the notebook
     @property

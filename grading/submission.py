@@ -41,7 +41,8 @@ def submission_hash(path: Path) -> str:
 
 def _safe_member(name: str) -> PurePosixPath:
     p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or any(part == ".." for part in p.parts) or ":" in p.parts[0:1][0:1]:
+    drive = bool(p.parts) and ":" in p.parts[0]
+    if p.is_absolute() or ".." in p.parts or drive:
         raise SubmissionError(
             f"archive member {name!r} points outside the submission (absolute path or '..'); "
             "zip the kit folder's contents with relative paths"
