@@ -18,6 +18,31 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
+def _grader():
+    """The instructor-side grader package, or a clear exit where it is not installed."""
+    try:
+        import grading
+    except ImportError:
+        _fail(
+            ConfigError(
+                "the grader is not part of the learner release; this command is for instructors "
+                "(in the course repository: `make test` or `pip install -e .`)"
+            )
+        )
+    return grading
+
+
+def kit_option(fn):
+    """``--kit DIR``: whose system runs (a learner's kit folder; default the project's own)."""
+    return click.option(
+        "--kit",
+        "kit_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="The kit whose code runs (your copy of the starter kit); default the project's.",
+    )(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fullcycle")
 def cli() -> None:
@@ -74,14 +99,22 @@ def simulate(out, customers, terminals, days, seed, scenarios, card_testing_day,
     help="Write quarantined rows with reasons to this CSV.",
 )
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write valid rows here.")
-def validate(path, quarantine, out):
-    """Clean and validate a transactions file; report and quarantine bad rows."""
-    from fullcycle.data import clean_and_validate, save_transactions
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option(
+    "--unlabelled", is_flag=True, help="The file has no TX_FRAUD column (a scoring window)."
+)
+@kit_option
+def validate(path, quarantine, out, project, unlabelled, kit_dir):
+    """Run the kit's data contract on a transactions file; report and quarantine bad rows."""
+    from fullcycle.data import save_transactions
     from fullcycle.data.loaders import read_raw
+    from fullcycle.kit import load_kit
+    from fullcycle.spec import find_project
 
     try:
+        kit = load_kit(find_project(project), kit_dir)
         raw = read_raw(path)
-        result = clean_and_validate(raw)
+        result = kit.validate(raw, labelled=not unlabelled)
         click.echo(result.summary())
         if quarantine:
             result.quarantine.to_csv(quarantine, index=False)
@@ -109,14 +142,17 @@ def validate(path, quarantine, out):
 @click.option(
     "--json-out", type=click.Path(path_type=Path), default=None, help="Write the metrics as JSON."
 )
-def run(project, workspace, scale, with_drift, no_track, json_out):
-    """Run a project's reference pipeline end to end and print the scorecard."""
+@kit_option
+def run(project, workspace, scale, with_drift, no_track, json_out, kit_dir):
+    """Run a project end to end through a kit and print the scorecard."""
     from fullcycle.run import compare_drift, run_project
     from fullcycle.spec import find_project
 
     try:
         spec = find_project(project)
-        result = run_project(spec, workspace, scale=scale, track=not no_track, progress=click.echo)
+        result = run_project(
+            spec, workspace, scale=scale, track=not no_track, kit_dir=kit_dir, progress=click.echo
+        )
         click.echo("")
         click.echo(result.scorecard.format(f"Scorecard: {spec.title}"))
         payload = {"reference": result.scorecard.metrics()}
@@ -129,6 +165,7 @@ def run(project, workspace, scale, with_drift, no_track, json_out):
                 drift=True,
                 track=not no_track,
                 register=False,
+                kit_dir=kit_dir,
                 progress=click.echo,
             )
             comparison = compare_drift(spec, result, drifted)
@@ -167,41 +204,50 @@ def run(project, workspace, scale, with_drift, no_track, json_out):
 )
 @click.option("--drift/--no-drift", default=False, help="Warm start from the drifted world.")
 @click.option(
-    "--state",
-    "state_path",
-    type=click.Path(path_type=Path),
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Feature state file (default: <workspace>/serving/<project>/state.sqlite).",
+    help="Folder for the online state and the prediction log "
+    "(default: <workspace>/serving/<project>/).",
 )
-@click.option(
-    "--log",
-    "log_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Prediction log (default: <workspace>/serving/<project>/predictions.sqlite).",
-)
-def serve(project, workspace, host, port, warm, scale, before_day, drift, state_path, log_path):
-    """Serve the project's champion model over HTTP (OpenAPI page at /docs)."""
-    from fullcycle.serving import open_service, warm_start_history
+@kit_option
+def serve(project, workspace, host, port, warm, scale, before_day, drift, state_dir, kit_dir):
+    """Serve the project's champion with the kit's service (OpenAPI page at /docs)."""
+    import os
+
+    from fullcycle.kit import load_kit
+    from fullcycle.serving import service_env, service_paths, warm_start_history
     from fullcycle.spec import find_project
 
     try:
         spec = find_project(project)
-        app = open_service(spec, workspace, state_path=state_path, log_path=log_path)
-        state = app.state.state
-        if state.count() == 0 and warm != "none":
-            if warm == "auto":
-                history = warm_start_history(spec, before_day, scale=scale, drift=drift)
-            else:
-                from fullcycle.data import load_transactions, validate_transactions
+        kit = load_kit(spec, kit_dir)
+        state_dir = state_dir or service_paths(spec, workspace)[0].parent
+        online = kit.entry("online").open(
+            Path(state_dir) / "state.sqlite", spec.data.split.delay_days
+        )
+        try:
+            if online.store.count() == 0 and warm != "none":
+                if warm == "auto":
+                    history = warm_start_history(spec, kit, before_day, scale=scale, drift=drift)
+                else:
+                    from fullcycle.data import load_transactions
 
-                history = validate_transactions(load_transactions(warm)).valid
-            n = state.warm_start(history)
-            click.echo(f"warm start: {n:,} labelled transactions in {state.path}")
-        bundle = app.state.bundle
+                    history = kit.validate(load_transactions(warm)).valid
+                n = online.warm_start(history)
+                click.echo(f"warm start: {n:,} labelled transactions in {state_dir}")
+            rows = online.store.count()
+        finally:
+            online.store.close()
+        env = {
+            **service_env(spec, workspace),
+            "FULLCYCLE_STATE_DIR": str(Path(state_dir).resolve()),
+        }
+        os.environ.update(env)
+        app_ref = spec.service.app if spec.service is not None else "service:create_app"
         click.echo(
-            f"serving {bundle.name} v{bundle.version} on http://{host}:{port} "
-            f"(docs: /docs; state {state.count():,} rows)"
+            f"serving {spec.name}@champion with {kit.path.name}/{app_ref} on http://{host}:{port} "
+            f"(docs: /docs; state {rows:,} rows)"
         )
         if host not in ("127.0.0.1", "localhost", "::1"):
             click.echo("warning: listening beyond loopback; the service has no authentication")
@@ -209,7 +255,15 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
         _fail(exc)
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app_ref,
+        factory=True,
+        app_dir=str(kit.path),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @cli.command()
@@ -242,19 +296,25 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
     help="Folder for report.html and verdict.json.",
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the verdict is drift.")
-def monitor(project, workspace, log_path, reference, current, out, fail_on_drift):
-    """Compare a window of logged traffic with a reference window; write report and verdict."""
+@kit_option
+def monitor(project, workspace, log_path, reference, current, out, fail_on_drift, kit_dir):
+    """Compare a window of logged traffic with a reference window with the kit's drift and
+    decay checks; write report and verdict."""
+    from fullcycle.kit import load_kit
     from fullcycle.monitoring import monitor_log
     from fullcycle.serving import service_paths
     from fullcycle.spec import find_project
 
     try:
         spec = find_project(project)
+        kit = load_kit(spec, kit_dir)
         log_path = log_path or service_paths(spec, workspace)[1]
         result = monitor_log(
             log_path,
             tuple(reference),
             tuple(current),
+            drift_check=kit.entry("drift"),
+            decay_check=kit.entry("decay"),
             value_model=spec.business_value.build(),
             out_dir=out,
             title=spec.title,
@@ -302,26 +362,30 @@ def monitor(project, workspace, log_path, reference, current, out, fail_on_drift
 @click.option(
     "--scale", type=click.Choice(["full", "small", "tiny"]), default="full", show_default=True
 )
-def retrain(project, workspace, data_path, with_drift, labelled_through, margin, scale):
-    """Train a challenger on the latest labels; promote it only if it earns more."""
-    from fullcycle.data import load_transactions, validate_transactions
+@kit_option
+def retrain(project, workspace, data_path, with_drift, labelled_through, margin, scale, kit_dir):
+    """Train a challenger on the latest labels; the kit's rule decides whether it replaces the
+    champion."""
+    from fullcycle.data import load_transactions
+    from fullcycle.kit import load_kit
     from fullcycle.retrain import retrain as do_retrain
     from fullcycle.run import at_scale, load_data
     from fullcycle.spec import find_project
 
     try:
         spec = at_scale(find_project(project), scale)
-        plan = spec.monitoring or {}
+        kit = load_kit(spec, kit_dir)
+        plan = spec.monitoring
         if data_path is not None:
-            data = validate_transactions(load_transactions(data_path)).valid
+            data = kit.validate(load_transactions(data_path)).valid
         else:
-            start = plan.get("drift_days", [None])[0]
+            start = plan.drift_days[0] if plan and plan.drift_days else None
             raw = load_data(spec, scale=scale, drift=with_drift, drift_start_day=start)
-            data = validate_transactions(raw).valid
-        through = labelled_through or plan.get("retrain_labelled_through")
+            data = kit.validate(raw).valid
+        through = labelled_through or (plan.retrain_labelled_through if plan else None)
         if through is None:
             raise ConfigError("say which labels are known: --labelled-through DAY")
-        do_retrain(spec, workspace, data, int(through), margin=margin, progress=click.echo)
+        do_retrain(spec, workspace, data, int(through), kit=kit, margin=margin, progress=click.echo)
     except FullcycleError as exc:
         _fail(exc)
 
@@ -340,8 +404,10 @@ def retrain(project, workspace, data_path, with_drift, labelled_through, margin,
     show_default=True,
     help="Requests sent one at a time to measure latency; the rest go in batches.",
 )
-def live(project, workspace, scale, single_requests):
-    """Serve the champion, replay three weeks of traffic, monitor, retrain, stop."""
+@kit_option
+def live(project, workspace, scale, single_requests, kit_dir):
+    """Serve the champion with the kit's service, replay three weeks of traffic, monitor with the
+    kit's checks, retrain with the kit's rule, stop."""
     from fullcycle.live import run_live
     from fullcycle.spec import find_project
 
@@ -351,6 +417,7 @@ def live(project, workspace, scale, single_requests):
             workspace,
             scale=scale,
             single_requests=single_requests,
+            kit_dir=kit_dir,
             progress=click.echo,
         )
     except FullcycleError as exc:
@@ -375,8 +442,13 @@ def live(project, workspace, scale, single_requests):
 def grade(submission, project, out, config_path, keep_work):
     """Grade SUBMISSION (a kit folder or a .zip) on hidden data; write reports to --out."""
     from fullcycle.spec import find_project
-    from grading import format_scorecard, load_config
-    from grading import grade as run_grade
+
+    grading = _grader()
+    format_scorecard, load_config, run_grade = (
+        grading.format_scorecard,
+        grading.load_config,
+        grading.grade,
+    )
 
     try:
         spec = find_project(project)
@@ -400,13 +472,33 @@ def grade(submission, project, out, config_path, keep_work):
 @click.option("--kit", "kits", multiple=True, help="Release only these kits (default: all).")
 def release(out, kits):
     """Write the learner release: kits with solutions stripped, no grading secrets."""
-    from grading import release as run_release
+    run_release = _grader().release
 
     try:
         files = run_release(Path(__file__).resolve().parent.parent, out, list(kits) or None)
     except FullcycleError as exc:
         _fail(exc)
-    click.echo(f"released {len(files)} files into {out}")
+    click.echo(f"released {len(files)} files into {out}; start with {out}/README.md")
+
+
+@cli.command()
+@click.option("--project", default="fraud_detection", show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 if the brief is out of date; change nothing.")
+def brief(project, check):
+    """Regenerate the tables of projects/PROJECT/README.md from its project.yaml."""
+    from fullcycle.brief import sync_brief
+    from fullcycle.spec import find_project
+
+    try:
+        spec = find_project(project)
+        changed = sync_brief(spec, check=check)
+    except FullcycleError as exc:
+        _fail(exc)
+    where = spec.root / "README.md"
+    if check and changed:
+        click.echo(f"{where} is out of date; run `fullcycle brief --project {project}`", err=True)
+        sys.exit(1)
+    click.echo(f"{where}: {'updated' if changed else 'up to date'}")
 
 
 @cli.command(name="grading-config")
@@ -414,7 +506,7 @@ def release(out, kits):
 @click.option("--scale", type=click.Choice(["full", "small", "tiny"]), default="full")
 def grading_config(path, scale):
     """Create a grading config with a fresh 128-bit secret seed (file mode 0600)."""
-    from grading import new_config
+    new_config = _grader().new_config
 
     try:
         new_config(path, scale=scale)

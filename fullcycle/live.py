@@ -11,6 +11,10 @@ latency; the rest in batches). A week after the replay the last labels
 arrive; the monitor then compares the clean and the drift window with the
 reference window. The service is stopped with its whole process group, and a
 challenger is trained on the drifted weeks and promoted only if it earns more.
+
+Every stage that runs is the kit's (``kit_dir``; default the project's own): its
+data contract, its service with its online features, its drift and decay checks,
+its features and model for the challenger and its promotion rule.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ class LiveResult:
     leftover_processes: bool = False
 
 
-def _timeline(spec: ProjectSpec) -> dict:
-    m = spec.monitoring or {}
-    missing = [k for k in _KEYS if k not in m]
+def _timeline(spec: ProjectSpec):
+    m = spec.monitoring
+    missing = list(_KEYS) if m is None else [k for k in _KEYS if getattr(m, k) is None]
     if missing:
         raise SpecError(
             f"monitoring: project {spec.name!r} lacks {missing}; `fullcycle live` needs the "
@@ -98,36 +102,43 @@ def run_live(
     scale: str = "full",
     single_requests: int = 2000,
     batch_size: int = 500,
+    kit_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = print,
+    show_bar: bool = True,
 ) -> LiveResult:
     """Serve the champion, replay the timeline through it, monitor two windows, retrain."""
-    from fullcycle.data.validation import validate_transactions
+    from tqdm.auto import tqdm
+
+    from fullcycle.kit import load_kit
     from fullcycle.monitoring import monitor_log
     from fullcycle.retrain import retrain
     from fullcycle.run import at_scale, load_data
     from fullcycle.serving.process import ServiceProcess, free_port, serve_command
-    from fullcycle.serving.state import FeatureState
+
+    kit = load_kit(spec, kit_dir)
 
     say = progress or (lambda _m: None)
     plan = _timeline(spec)
     spec = at_scale(spec, scale)
-    first, last = plan["replay_days"]
-    drift_start = plan["drift_days"][0]
+    first, last = plan.replay_days
+    drift_start = plan.drift_days[0]
     workspace = Path(workspace)
     base = workspace / "live" / spec.name
     if base.exists():
         shutil.rmtree(base)  # the demo's own files: each run starts from the same state
     base.mkdir(parents=True)
-    state_path, log_path = base / "state.sqlite", base / "predictions.sqlite"
+    log_path = base / "predictions.sqlite"
 
     t = time.perf_counter()
-    world = validate_transactions(
+    world = kit.validate(
         load_data(spec, scale=scale, drift=True, drift_start_day=drift_start)
     ).valid
     day = world["TX_TIME_DAYS"].to_numpy()
-    state = FeatureState(state_path, delay=spec.data.split.delay_days)
-    warm = state.warm_start(world[day < first])
-    state.close()
+    online = kit.entry("online").open(base / "state.sqlite", spec.data.split.delay_days)
+    try:
+        warm = online.warm_start(world[day < first])
+    finally:
+        online.store.close()
     say(
         f"[live 1/5] world with card testing from day {drift_start}; warm start with "
         f"{warm:,} labelled transactions before day {first} ({time.perf_counter() - t:.1f}s)"
@@ -142,10 +153,10 @@ def run_live(
             "127.0.0.1",
             "--warm-start",
             "none",
-            "--state",
-            str(state_path),
-            "--log",
-            str(log_path),
+            "--state-dir",
+            str(base),
+            "--kit",
+            str(kit.path),
         ),
         f"http://127.0.0.1:{port}",
         log_path=base / "serve.log",
@@ -157,7 +168,16 @@ def run_live(
         proc.start(timeout=180)
         say(f"[live 2/5] serving {spec.name}@champion on {proc.url} (pid {proc.proc.pid})")
         t = time.perf_counter()
-        with httpx.Client(base_url=proc.url, timeout=60) as client:
+        total = int(((day >= first) & (day <= last)).sum())
+        bar = tqdm(
+            total=total,
+            unit="tx",
+            desc=f"replay days {first}-{last}",
+            disable=not show_bar,
+            leave=False,
+            mininterval=0.5,
+        )
+        with bar, httpx.Client(base_url=proc.url, timeout=60) as client:
             for d in range(first, last + 1):
                 reported = world[day == d - delay]
                 if d - delay >= first:
@@ -172,12 +192,15 @@ def run_live(
                     if r.status_code != 200:
                         raise ConfigError(f"scoring failed: {r.status_code} {r.text[:200]}")
                     i += 1
+                bar.update(i)
                 for start in range(i, len(body), batch_size):
                     r = client.post(
                         "/v1/score/batch", json={"transactions": body[start : start + batch_size]}
                     )
                     if r.status_code != 200:
                         raise ConfigError(f"batch scoring failed: {r.status_code} {r.text[:200]}")
+                    bar.update(min(batch_size, len(body) - start))
+                bar.set_postfix(day=d)
                 replayed += len(body)
             # A week after the replay, the investigations of its last week report too.
             _post_labels(client, world[(day > last - delay) & (day <= last)])
@@ -203,14 +226,16 @@ def run_live(
             leftover = False
 
     value_model = spec.business_value.build()
-    ref = (_date(spec, plan["reference_days"][0]), _date(spec, plan["reference_days"][1] + 1))
+    ref = (_date(spec, plan.reference_days[0]), _date(spec, plan.reference_days[1] + 1))
     verdicts = {}
     for name in ("clean", "drift"):
-        lo, hi = plan[f"{name}_days"]
+        lo, hi = getattr(plan, f"{name}_days")
         result = monitor_log(
             log_path,
             ref,
             (_date(spec, lo), _date(spec, hi + 1)),
+            drift_check=kit.entry("drift"),
+            decay_check=kit.entry("decay"),
             value_model=value_model,
             out_dir=workspace / "monitoring" / name,
             title=f"{spec.title}: days {lo}-{hi} vs reference",
@@ -227,7 +252,8 @@ def run_live(
         spec,
         workspace,
         world,
-        plan["retrain_labelled_through"],
+        plan.retrain_labelled_through,
+        kit=kit,
         progress=None,
     )
     say("[live 5/5] " + decision.format())

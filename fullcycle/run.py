@@ -1,9 +1,13 @@
-"""The reference run of a project: simulate -> validate -> features -> train -> evaluate -> track -> register."""
+"""A project's run through a kit: simulate -> validate -> features -> train -> evaluate -> track
+-> register.
+
+The stages are the kit's (its data contract, features and model: see
+:mod:`fullcycle.kit`); this module only moves data between them, measures
+and records. ``kit_dir`` chooses the kit: a learner's copy or the reference.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +19,10 @@ import pandas as pd
 from fullcycle.data.fraud import FraudSimulatorConfig, simulate_transactions
 from fullcycle.data.loaders import load_transactions
 from fullcycle.data.splits import TimeSplit, time_split
-from fullcycle.data.validation import ValidationResult, validate_transactions
+from fullcycle.data.validation import ValidationResult
 from fullcycle.evaluate import Scorecard, make_scorecard
 from fullcycle.exceptions import ConfigError, DataError, SpecError
-from fullcycle.features import FraudFeatures
+from fullcycle.kit import Kit, load_kit
 from fullcycle.spec import ProjectSpec
 
 __all__ = [
@@ -28,7 +32,6 @@ __all__ = [
     "RunResult",
     "compare_drift",
     "load_data",
-    "load_model_factory",
     "passes_gate",
     "prepare",
     "prepare_files",
@@ -101,43 +104,21 @@ def at_scale(spec: ProjectSpec, scale: str) -> ProjectSpec:
     return spec.model_copy(update={"data": data, "business_value": value})
 
 
-def load_model_factory(spec: ProjectSpec, kit_dir: str | Path | None = None) -> Callable:
-    """Import the kit's model factory named by ``kit.model_factory`` (``module:function``)."""
-    module_name, func_name = spec.kit.model_factory.split(":")
-    if kit_dir is None:
-        repo = spec.root.parent.parent if spec.root else Path.cwd()
-        kit_dir = repo / spec.kit.path
-    path = Path(kit_dir) / f"{module_name}.py"
-    if not path.is_file():
-        raise SpecError(
-            f"kit.model_factory: {path} does not exist; check kit.path and the module name"
-        )
-    unique = f"_fullcycle_kit_{abs(hash(str(path.resolve())))}_{module_name}"
-    mod_spec = importlib.util.spec_from_file_location(unique, path)
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[unique] = module
-    mod_spec.loader.exec_module(module)
-    factory = getattr(module, func_name, None)
-    if not callable(factory):
-        raise SpecError(f"kit.model_factory: {path} has no function {func_name!r}")
-    return factory
-
-
 @dataclass
 class Prepared:
     """Data after validation, split and feature building."""
 
     validation: ValidationResult
     split: TimeSplit
-    features: FraudFeatures
+    features: object  # the kit's fitted feature transformer
     X_train: pd.DataFrame
     y_train: pd.Series
     X_test: pd.DataFrame
 
 
-def prepare(spec: ProjectSpec, raw: pd.DataFrame) -> Prepared:
-    """Validate (quarantining bad rows), split by time and build the features."""
-    validation = validate_transactions(raw)
+def prepare(spec: ProjectSpec, raw: pd.DataFrame, kit: Kit) -> Prepared:
+    """Validate with the kit's contract, split by time, build the kit's features."""
+    validation = kit.validate(raw)
     s = spec.data.split
     split = time_split(
         validation.valid,
@@ -146,8 +127,9 @@ def prepare(spec: ProjectSpec, raw: pd.DataFrame) -> Prepared:
         s.delay_days,
         s.test_days,
         s.drop_known_compromised,
+        known_compromised=s.known_compromised,
     )
-    feats = FraudFeatures(delay=s.delay_days).fit(split.history, split.history["TX_FRAUD"])
+    feats = kit.build_features(s.delay_days).fit(split.history, split.history["TX_FRAUD"])
     return Prepared(
         validation,
         split,
@@ -158,7 +140,9 @@ def prepare(spec: ProjectSpec, raw: pd.DataFrame) -> Prepared:
     )
 
 
-def prepare_files(spec: ProjectSpec, train_path: str | Path, score_path: str | Path) -> Prepared:
+def prepare_files(
+    spec: ProjectSpec, train_path: str | Path, score_path: str | Path, kit: Kit
+) -> Prepared:
     """Build features from a labelled history file and an unlabelled scoring-window file.
 
     This is the submission contract's path: the history holds every labelled
@@ -169,8 +153,8 @@ def prepare_files(spec: ProjectSpec, train_path: str | Path, score_path: str | P
     history_raw = load_transactions(train_path)
     day0 = history_raw["TX_DATETIME"].min().normalize()
     score_raw = load_transactions(score_path, start_date=str(day0.date()), labelled=False)
-    validation = validate_transactions(history_raw)
-    scoring = validate_transactions(score_raw, labelled=False)
+    validation = kit.validate(history_raw)
+    scoring = kit.validate(score_raw, labelled=False)
     if len(scoring.quarantine):
         raise DataError(
             f"{score_path}: {len(scoring.quarantine)} scoring rows fail validation "
@@ -195,7 +179,7 @@ def prepare_files(spec: ProjectSpec, train_path: str | Path, score_path: str | P
         (train_end - s.train_days, train_end - 1),
         (test_start, int(test["TX_TIME_DAYS"].max())),
     )
-    feats = FraudFeatures(delay=s.delay_days).fit(history, history["TX_FRAUD"])
+    feats = kit.build_features(s.delay_days).fit(history, history["TX_FRAUD"])
     return Prepared(
         validation, split, feats, feats.transform(train), train["TX_FRAUD"], feats.transform(test)
     )
@@ -245,7 +229,7 @@ def run_project(
     kit_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> RunResult:
-    """Run a project's reference pipeline end to end.
+    """Run a project end to end through a kit (default: the project's reference kit).
 
     Parameters
     ----------
@@ -260,7 +244,10 @@ def run_project(
         Log to MLflow; register as champion when the gate passes.
     seed : int
         Seed handed to the kit's model factory.
+    kit_dir : path, optional
+        The kit to run (a learner's copy); default the project's own.
     """
+    kit = load_kit(spec, kit_dir)
     timings: dict[str, float] = {}
     spec = at_scale(spec, scale)
     t = time.perf_counter()
@@ -272,7 +259,7 @@ def run_project(
         f"({timings['data']:.1f}s)",
     )
     t = time.perf_counter()
-    prep = prepare(spec, raw)
+    prep = prepare(spec, raw, kit)
     timings["prepare"] = time.perf_counter() - t
     _say(
         progress,
@@ -285,7 +272,7 @@ def run_project(
         f"{len(prep.X_test):,} rows ({timings['prepare']:.1f}s)",
     )
     t = time.perf_counter()
-    model = load_model_factory(spec, kit_dir)(seed=seed)
+    model = kit.build_model(seed=seed)
     model.fit(prep.X_train, prep.y_train)
     scores = model.predict_proba(prep.X_test)[:, 1]
     timings["train"] = time.perf_counter() - t

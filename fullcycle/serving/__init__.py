@@ -1,30 +1,27 @@
-"""Online scoring: a FastAPI app factory with its own feature state and a prediction log.
+"""Building blocks for services: model loading, a keyed window store, a prediction log, limits.
 
-:func:`create_app` builds the service around a :class:`ModelBundle`, a
-:class:`FeatureState` and a :class:`PredictionLog`; :func:`open_service`
-assembles the three from a project and a workspace. :mod:`fullcycle.serving.process`
-starts and stops a real uvicorn process, :mod:`fullcycle.serving.replay` sends
-recorded traffic through one.
+The service itself (routes, request models, online features) is the kit's;
+see ``starter_kits/<project>/service.py``. :mod:`fullcycle.serving.process`
+starts and stops a real uvicorn process running a kit's app.
 """
 
-from fullcycle.serving.app import ServiceConfig, Transaction, create_app
 from fullcycle.serving.bundle import ModelBundle
-from fullcycle.serving.factory import make_app, open_service, service_paths, warm_start_history
+from fullcycle.serving.factory import service_env, service_paths, warm_start_history
 from fullcycle.serving.fastpath import Scorer
+from fullcycle.serving.limits import limit_body_size
 from fullcycle.serving.predlog import PredictionLog, read_log
-from fullcycle.serving.state import FeatureState
+from fullcycle.serving.store import Event, WindowStore, epoch_seconds
 
 __all__ = [
-    "FeatureState",
+    "Event",
     "ModelBundle",
     "PredictionLog",
     "Scorer",
-    "ServiceConfig",
-    "Transaction",
-    "create_app",
-    "make_app",
-    "open_service",
+    "WindowStore",
+    "epoch_seconds",
+    "limit_body_size",
     "read_log",
+    "service_env",
     "service_paths",
     "warm_start_history",
 ]

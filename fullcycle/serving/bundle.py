@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fullcycle.exceptions import TrackingError
-from fullcycle.features import FEATURE_NAMES
+from fullcycle.exceptions import ConfigError, TrackingError
 from fullcycle.serving.fastpath import Scorer
 
 __all__ = ["ModelBundle"]
@@ -18,8 +17,11 @@ class ModelBundle:
     """A fitted model ready to serve, with its metadata.
 
     Build one with :meth:`from_registry` (the ``champion`` of an MLflow
-    registered model) or :meth:`from_model` (a model in memory, for notebooks
-    and tests).
+    registered model), :meth:`from_model_dir` (what a notebook handed over in
+    ``model_dir/model.joblib``) or :meth:`from_model` (a model in memory).
+
+    A service computes its features in its own order; :meth:`columns_for`
+    says which of them the model takes, in the order it was fitted on.
     """
 
     model: object
@@ -30,16 +32,43 @@ class ModelBundle:
 
     def __post_init__(self):
         names = getattr(self.model, "feature_names_in_", None)
-        self.feature_names = list(names) if names is not None else list(FEATURE_NAMES)
-        unknown = sorted(set(self.feature_names) - set(FEATURE_NAMES))
+        self.feature_names = list(names) if names is not None else None
+        self.scorer = Scorer(self.model)
+
+    def columns_for(self, computed: list[str]) -> np.ndarray:
+        """Positions in ``computed`` (the service's feature order) of the model's inputs.
+
+        A model fitted on a NumPy array (no ``feature_names_in_``) takes
+        ``computed`` as it is.
+        """
+        if self.feature_names is None:
+            return np.arange(len(computed), dtype=np.intp)
+        unknown = [n for n in self.feature_names if n not in computed]
         if unknown:
             raise TrackingError(
                 f"model {self.name} v{self.version} expects features {unknown} that the service "
-                f"does not compute; it computes {FEATURE_NAMES}"
+                f"does not compute; it computes {computed}"
             )
-        # Columns of the service's feature vector, in the order the model was fitted on.
-        self.columns = np.array([FEATURE_NAMES.index(n) for n in self.feature_names], dtype=np.intp)
-        self.scorer = Scorer(self.model)
+        return np.array([computed.index(n) for n in self.feature_names], dtype=np.intp)
+
+    @classmethod
+    def from_model_dir(cls, model_dir, name: str = "submission", version: str = "submission"):
+        """The model a notebook handed over: ``model_dir/model.joblib``.
+
+        The file holds the fitted classifier, or a dict with it under ``"model"``.
+        """
+        from pathlib import Path
+
+        import joblib
+
+        path = Path(model_dir) / "model.joblib"
+        if not path.is_file():
+            raise ConfigError(f"{path}: no model; the notebook's hand-over cell writes it")
+        saved = joblib.load(path)
+        model = saved["model"] if isinstance(saved, dict) else saved
+        if not hasattr(model, "predict_proba"):
+            raise ConfigError(f"{path}: {type(model).__name__} has no predict_proba")
+        return cls(model, name, version, metadata={"model_dir": str(model_dir)})
 
     @classmethod
     def from_model(cls, model, name: str = "local", version: str = "0", **metadata) -> ModelBundle:

@@ -47,6 +47,9 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> ServiceProcess:
+        """Start the server and wait until it answers; a running one is left as it is."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
@@ -105,7 +108,7 @@ class ServiceProcess:
         return self.proc.returncode
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        return self.start()  # a no-op after ``with process.start(...)``
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -1,17 +1,16 @@
 """The fraud model of the capstone: the part you design, train and defend.
 
 ``build_model`` returns an unfitted scikit-learn classifier that takes the
-feature frame of :class:`fullcycle.features.FraudFeatures` (the columns in
-``FEATURES``) and has ``predict_proba``. The reference run, your notebook,
-your service and the grader all call it the same way.
+feature frame of this kit's ``features.py`` (the columns in ``FEATURES``) and
+has ``predict_proba``. The reference run, your notebook, your service and the
+grader all call it the same way.
 """
 
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from fullcycle.features import FEATURE_NAMES
+from features import FEATURES
 
-#: The columns your model is trained on, in order.
-FEATURES = list(FEATURE_NAMES)
+__all__ = ["FEATURES", "build_model"]
 
 
 def build_model(seed: int = 0):
