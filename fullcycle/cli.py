@@ -231,9 +231,9 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
                 if warm == "auto":
                     history = warm_start_history(spec, kit, before_day, scale=scale, drift=drift)
                 else:
-                    from fullcycle.data import load_transactions
+                    from fullcycle.data import read_raw, typed_transactions
 
-                    history = kit.validate(load_transactions(warm)).valid
+                    history = typed_transactions(kit.validate(read_raw(warm)).valid)
                 n = online.warm_start(history)
                 click.echo(f"warm start: {n:,} labelled transactions in {state_dir}")
             rows = online.store.count()
@@ -366,7 +366,7 @@ def monitor(project, workspace, log_path, reference, current, out, fail_on_drift
 def retrain(project, workspace, data_path, with_drift, labelled_through, margin, scale, kit_dir):
     """Train a challenger on the latest labels; the kit's rule decides whether it replaces the
     champion."""
-    from fullcycle.data import load_transactions
+    from fullcycle.data import read_raw, typed_transactions
     from fullcycle.kit import load_kit
     from fullcycle.retrain import retrain as do_retrain
     from fullcycle.run import at_scale, load_data
@@ -377,7 +377,7 @@ def retrain(project, workspace, data_path, with_drift, labelled_through, margin,
         kit = load_kit(spec, kit_dir)
         plan = spec.monitoring
         if data_path is not None:
-            data = kit.validate(load_transactions(data_path)).valid
+            data = typed_transactions(kit.validate(read_raw(data_path)).valid)
         else:
             start = plan.drift_days[0] if plan and plan.drift_days else None
             raw = load_data(spec, scale=scale, drift=with_drift, drift_start_day=start)

@@ -19,7 +19,7 @@ import pandas as pd
 from fullcycle.data.fraud import FraudSimulatorConfig, simulate_transactions
 from fullcycle.data.loaders import load_transactions
 from fullcycle.data.splits import TimeSplit, time_split
-from fullcycle.data.validation import ValidationResult
+from fullcycle.data import ValidationResult
 from fullcycle.evaluate import Scorecard, make_scorecard
 from fullcycle.exceptions import ConfigError, DataError, SpecError
 from fullcycle.kit import Kit, load_kit

@@ -1,4 +1,4 @@
-"""Data: the fraud simulator, messiness, loaders, validation and time splits."""
+"""Data: the fraud simulator, messiness, loaders, parsers, quarantine mechanics and time splits."""
 
 from fullcycle.data.fraud import (
     SCENARIOS,
@@ -7,33 +7,38 @@ from fullcycle.data.fraud import (
     FraudSimulatorConfig,
     simulate_transactions,
 )
-from fullcycle.data.loaders import load_transactions, save_transactions
-from fullcycle.data.messiness import MESS_KINDS, MessReport, make_messy
-from fullcycle.data.splits import TimeSplit, time_split
-from fullcycle.data.validation import (
-    ValidationResult,
-    clean_and_validate,
-    standardize_transactions,
-    transaction_schema,
-    validate_transactions,
+from fullcycle.data.loaders import (
+    load_transactions,
+    read_raw,
+    save_transactions,
+    typed_transactions,
 )
+from fullcycle.data.messiness import MESS_KINDS, MessReport, make_messy
+from fullcycle.data.parsing import Parsed, parse_amounts, parse_integers, parse_timestamps
+from fullcycle.data.quarantine import REASON_COLUMN, ValidationResult, schema_reasons
+from fullcycle.data.splits import TimeSplit, time_split
+
 
 __all__ = [
     "MESS_KINDS",
+    "REASON_COLUMN",
     "SCENARIOS",
     "TRANSACTION_COLUMNS",
     "FraudSimulation",
     "FraudSimulatorConfig",
     "MessReport",
+    "Parsed",
     "TimeSplit",
     "ValidationResult",
-    "clean_and_validate",
     "load_transactions",
     "make_messy",
+    "parse_amounts",
+    "parse_integers",
+    "parse_timestamps",
+    "read_raw",
     "save_transactions",
+    "schema_reasons",
     "simulate_transactions",
-    "standardize_transactions",
     "time_split",
-    "transaction_schema",
-    "validate_transactions",
+    "typed_transactions",
 ]

@@ -14,7 +14,17 @@ cleaning and validation steps find every one:
 - ``category_spellings``: the channel spelled inconsistently (``"Online"``,
   ``" ONLINE"``, ``"on-line"``);
 - ``late_labels``: each fraud label gets the time it was reported; some arrive
-  long after the usual delay (``TX_FRAUD_REPORTED_AT``).
+  long after the usual delay (``TX_FRAUD_REPORTED_AT``);
+- ``malformed``: one value of the row written in a form nobody can read for
+  sure: a decimal-comma amount (``"1.234,56"``, ``"12,50"``), a day-first
+  time (``"10/08/2018 14:03"``), an epoch number, a time-zone abbreviation
+  (``"... CET"``), an impossible date (``2018-02-30``), or a card or terminal
+  id that is not a number (``"C1234"``).
+
+Some faults have one right repair (amount strings, time zones, channel
+spellings: the row is good and must be kept); the others make a row faulty (it
+must be quarantined): see :attr:`MessReport.FAULTY` and
+:meth:`MessReport.faulty_rows`.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fullcycle.data.parsing import parse_amounts
 from fullcycle.exceptions import DataError
 
 __all__ = ["MESS_KINDS", "MessReport", "make_messy"]
@@ -36,6 +47,7 @@ MESS_KINDS = (
     "mixed_timezones",
     "category_spellings",
     "late_labels",
+    "malformed",
 )
 
 _SPELLINGS = {
@@ -46,12 +58,64 @@ _SPELLINGS = {
 _OFFSETS_MIN = np.array([-300, -240, 0, 60, 120, 330])
 
 
+_MALFORMED = (
+    "decimal_comma",
+    "day_first",
+    "epoch",
+    "zone_abbreviation",
+    "impossible_date",
+    "customer_text",
+    "terminal_text",
+)
+
+
 @dataclass
 class MessReport:
-    """Which rows received which fault (ids refer to ``TRANSACTION_ID``)."""
+    """Which rows received which fault (ids refer to ``TRANSACTION_ID``).
+
+    Attributes
+    ----------
+    counts : dict
+        Fault kind -> number of rows that received it.
+    rows : dict
+        Fault kind -> ``TRANSACTION_ID`` of those rows. For ``near_duplicates``
+        the ids of the copies; for ``exact_duplicates`` the id the copy
+        repeats (the export then holds it twice).
+    """
+
+    #: Kinds after which a row is faulty: a data contract must quarantine it.
+    #: The others (amount strings, time zones, channel spellings, late labels)
+    #: leave a good row that must be kept, repaired where needed.
+    FAULTY = ("missing", "exact_duplicates", "near_duplicates", "malformed")
 
     counts: dict[str, int] = field(default_factory=dict)
     rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def faulty_rows(self, messy: pd.DataFrame) -> pd.Series:
+        """Which rows of ``messy`` a data contract must quarantine (the ground truth).
+
+        Parameters
+        ----------
+        messy : DataFrame
+            The export :func:`make_messy` returned with this report, in its
+            order (its index may have been changed; a copy written to CSV and
+            read back as text works too).
+
+        Returns
+        -------
+        Series of bool
+            On ``messy``'s index: True for a row with a missing or malformed
+            value, for the copy of a near duplicate, and for every repeat
+            (after the first) of an exactly duplicated row.
+        """
+        ids = pd.to_numeric(messy["TRANSACTION_ID"], errors="coerce")
+        faulty = [
+            self.rows[k] for k in ("missing", "near_duplicates", "malformed") if k in self.rows
+        ]
+        bad = ids.isin(np.concatenate(faulty)) if faulty else pd.Series(False, index=messy.index)
+        if "exact_duplicates" in self.rows:
+            bad |= messy.astype(str).duplicated(keep="first")
+        return bad.astype(bool)
 
 
 def _format_amount(values: np.ndarray, style: np.ndarray) -> np.ndarray:
@@ -66,6 +130,40 @@ def _format_amount(values: np.ndarray, style: np.ndarray) -> np.ndarray:
         else:
             out[i] = f"£{v:,.2f}"
     return out
+
+
+def _malform(df: pd.DataFrame, rows: np.ndarray, how: np.ndarray) -> None:
+    """Write one unreadable value into each of ``rows`` (in place), as ``_MALFORMED[how]``."""
+    if rows.size == 0:
+        return
+    stamps = df["TX_DATETIME"].iloc[rows]
+    if not pd.api.types.is_datetime64_any_dtype(stamps):
+        stamps = pd.to_datetime(stamps, utc=True, format="ISO8601").dt.tz_localize(None)
+    amounts = parse_amounts(df["TX_AMOUNT"].iloc[rows]).values
+    for name in ("TX_AMOUNT", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID"):
+        if df[name].dtype != object:
+            df[name] = df[name].astype(object)
+    for i, kind, ts, amount in zip(rows, how, stamps, amounts, strict=True):
+        kind = _MALFORMED[kind]
+        if kind == "decimal_comma":
+            text = f"{amount:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+            df.iat[i, df.columns.get_loc("TX_AMOUNT")] = text
+        elif kind == "customer_text":
+            column = df.columns.get_loc("CUSTOMER_ID")
+            df.iat[i, column] = f"C{df.iat[i, column]}"
+        elif kind == "terminal_text":
+            column = df.columns.get_loc("TERMINAL_ID")
+            df.iat[i, column] = f"T{df.iat[i, column]}"
+        else:
+            if kind == "day_first":
+                text = ts.strftime("%d/%m/%Y %H:%M")
+            elif kind == "epoch":
+                text = str(int(ts.timestamp()))
+            elif kind == "zone_abbreviation":
+                text = (ts + pd.Timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S") + " CET"
+            else:  # impossible_date
+                text = ts.strftime("%Y-02-30 %H:%M:%S")
+            df.iat[i, df.columns.get_loc("TX_DATETIME")] = text
 
 
 def make_messy(
@@ -96,7 +194,8 @@ def make_messy(
     -------
     messy : DataFrame
         ``TX_AMOUNT`` and ``TX_DATETIME`` become text when their faults are
-        requested; ``TX_FRAUD_REPORTED_AT`` is added with ``late_labels``.
+        requested (and the columns ``malformed`` writes into hold text among
+        their values); ``TX_FRAUD_REPORTED_AT`` is added with ``late_labels``.
     report : MessReport
     """
     unknown = sorted(set(kinds) - set(MESS_KINDS))
@@ -165,8 +264,10 @@ def make_messy(
         report.rows["missing"] = df["TRANSACTION_ID"].to_numpy()[rows]
 
     extra = []
+    involved = [report.rows.get("missing", np.array([], dtype=np.int64))]
     if "near_duplicates" in kinds:
         rows = pick(rate / 2)
+        involved.append(df["TRANSACTION_ID"].to_numpy()[rows])
         copy = df.iloc[rows].copy()
         shift = pd.to_timedelta(rng.integers(1, 30, size=rows.size), unit="s")
         if pd.api.types.is_datetime64_any_dtype(copy["TX_DATETIME"]):
@@ -192,5 +293,13 @@ def make_messy(
         df = pd.concat([df, *extra], ignore_index=True)
         # A real export interleaves the copies with the originals.
         df = df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+    if "malformed" in kinds:
+        # Last, and away from rows already faulty, so that each faulty row has one cause
+        # and the duplicates stay exact.
+        involved += [report.rows.get(k, []) for k in ("near_duplicates", "exact_duplicates")]
+        free = ~df["TRANSACTION_ID"].isin(np.concatenate(involved)).to_numpy()
+        rows = np.flatnonzero((rng.random(len(df)) < rate) & free)
+        _malform(df, rows, rng.integers(0, len(_MALFORMED), size=rows.size))
+        report.rows["malformed"] = df["TRANSACTION_ID"].to_numpy()[rows]
     report.counts = {k: int(v.size) for k, v in report.rows.items()}
     return df, report

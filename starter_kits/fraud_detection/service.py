@@ -40,13 +40,12 @@ from fullcycle.data import load_transactions
 from fullcycle.exceptions import FullcycleError
 from fullcycle.serving import ModelBundle, PredictionLog, limit_body_size
 
-from contract import validate_export
+from contract import MAX_AMOUNT, validate_export
 from features import FEATURES, OnlineFeatures
 
 __all__ = ["Settings", "Transaction", "create_app"]
 
 _INT64 = 2**63 - 1
-MAX_AMOUNT = 1_000_000.0
 
 EXAMPLE = {
     "transaction_id": 1754155,
