@@ -18,7 +18,6 @@ from fullcycle.data.parsing import Parsed, parse_amounts, parse_integers, parse_
 from fullcycle.data.quarantine import REASON_COLUMN, ValidationResult, schema_reasons
 from fullcycle.data.splits import TimeSplit, time_split
 
-
 __all__ = [
     "MESS_KINDS",
     "REASON_COLUMN",
