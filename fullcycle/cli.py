@@ -14,8 +14,24 @@ __all__ = ["main"]
 
 
 def _fail(exc: Exception) -> None:
+    if isinstance(exc, NotImplementedError):
+        exc = _not_implemented(exc)
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
+
+
+def _not_implemented(exc: NotImplementedError) -> str:
+    """Where a kit's stub was hit: the file and function a learner has to write next."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = frames[-1] if frames else None
+    if where is None:
+        return f"not implemented yet ({exc})"
+    return (
+        f"not implemented yet: {Path(where.filename).name}, function {where.name} "
+        f"(line {where.lineno}); write it in your kit and run again"
+    )
 
 
 def _grader():
@@ -85,7 +101,7 @@ def simulate(out, customers, terminals, days, seed, scenarios, card_testing_day,
             df, report = make_messy(df, rate=messy, seed=seed)
             click.echo(f"messiness: {report.counts}")
         save_transactions(df, out)
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     click.echo(f"wrote {len(df):,} transactions ({int(df['TX_FRAUD'].sum()):,} frauds) to {out}")
 
@@ -174,7 +190,7 @@ def run(project, workspace, scale, with_drift, no_track, json_out, kit_dir):
             payload["drift"] = drifted.scorecard.metrics()
         if json_out:
             json_out.write_text(json.dumps(payload, indent=2))
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
 
 
@@ -251,7 +267,7 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
         )
         if host not in ("127.0.0.1", "localhost", "::1"):
             click.echo("warning: listening beyond loopback; the service has no authentication")
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     import uvicorn
 
@@ -295,7 +311,7 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
     show_default=True,
     help="Folder for report.html and verdict.json.",
 )
-@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the verdict is drift.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the verdict is drift or decay.")
 @kit_option
 def monitor(project, workspace, log_path, reference, current, out, fail_on_drift, kit_dir):
     """Compare a window of logged traffic with a reference window with the kit's drift and
@@ -319,9 +335,9 @@ def monitor(project, workspace, log_path, reference, current, out, fail_on_drift
             out_dir=out,
             title=spec.title,
         )
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
-    click.echo(f"verdict: {'DRIFT' if result.drifted else 'ok'}")
+    click.echo(f"verdict: {result.label.upper() if result.drifted else 'ok'}")
     for reason in result.reasons:
         click.echo(f"  - {reason}")
     click.echo(f"report: {out / 'report.html'}  verdict: {out / 'verdict.json'}")
@@ -386,7 +402,7 @@ def retrain(project, workspace, data_path, with_drift, labelled_through, margin,
         if through is None:
             raise ConfigError("say which labels are known: --labelled-through DAY")
         do_retrain(spec, workspace, data, int(through), kit=kit, margin=margin, progress=click.echo)
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
 
 
@@ -420,7 +436,7 @@ def live(project, workspace, scale, single_requests, kit_dir):
             kit_dir=kit_dir,
             progress=click.echo,
         )
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     if result.leftover_processes:
         _fail(ConfigError("the service left processes behind"))
@@ -461,7 +477,7 @@ def grade(submission, project, out, config_path, keep_work):
             keep_work=keep_work,
             progress=lambda step, status: click.echo(f"  {step:<18}{status}", err=True),
         )
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     click.echo(format_scorecard(result))
     click.echo(f"reports: {out}/result.json, feedback.html, feedback.md, executed.ipynb")
@@ -476,7 +492,7 @@ def release(out, kits):
 
     try:
         files = run_release(Path(__file__).resolve().parent.parent, out, list(kits) or None)
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     click.echo(f"released {len(files)} files into {out}; start with {out}/README.md")
 
@@ -492,7 +508,7 @@ def brief(project, check):
     try:
         spec = find_project(project)
         changed = sync_brief(spec, check=check)
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     where = spec.root / "README.md"
     if check and changed:
@@ -510,7 +526,7 @@ def grading_config(path, scale):
 
     try:
         new_config(path, scale=scale)
-    except FullcycleError as exc:
+    except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
     click.echo(f"wrote {path}; keep it out of the learner release")
 

@@ -242,7 +242,7 @@ def run_live(
         )
         verdicts[name] = result
         say(
-            f"[live 4/5] monitor days {lo}-{hi}: {'DRIFT' if result.drifted else 'ok'}"
+            f"[live 4/5] monitor days {lo}-{hi}: {result.label.upper() if result.drifted else 'ok'}"
             + (f" - {result.reasons[0]}" if result.reasons else " - nothing crossed a threshold")
             + f"  (report: {workspace / 'monitoring' / name / 'report.html'})"
         )

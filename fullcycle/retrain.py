@@ -1,14 +1,14 @@
-"""Governed retraining: a challenger replaces the champion only if it earns more, and every
-decision is written to MLflow.
+"""Governed retraining: train a challenger, compare it with the champion, let the kit decide,
+write every decision to MLflow.
 
 The protocol is the handbook's, moved forward in time. Labels are known up to
 ``labelled_through_day``. The last ``eval_days`` of them are the comparison
 window; the challenger trains on ``train_days`` that end ``delay_days`` before
 that window, which is what a model retrained on the window's first morning
 could have known. Both models are scored on the same window with the project's
-business value model. The challenger is promoted when its net value beats the
-champion's by ``margin`` (a share of the champion's absolute value) and it
-passes the project's gate on ROC AUC.
+business value model (the team's fixed top ``k`` a day). The kit's promotion
+rule (``retrain:should_promote``) reads both results and decides; this module
+only prepares the comparison and records it.
 
 The decision (inputs, figures, reason, time) is one MLflow run in the
 experiment ``<project>-decisions``, with ``decision.json`` as an artifact;
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fullcycle.exceptions import ConfigError, DataError
-from fullcycle.features import FraudFeatures
+from fullcycle.exceptions import ConfigError, DataError, TrackingError
 from fullcycle.metrics.technical import roc_auc
 from fullcycle.spec import ProjectSpec
 
-__all__ = ["RetrainDecision", "retrain"]
+__all__ = ["RetrainDecision", "ask_promotion_rule", "retrain"]
 
 
 @dataclass
@@ -54,6 +53,7 @@ class RetrainDecision:
     eval_days: tuple[int, int]
     eval_rows: int
     decided_at: str
+    rule: str = ""
     decision_run_id: str | None = None
 
     def format(self) -> str:
@@ -70,12 +70,51 @@ class RetrainDecision:
         )
 
 
+def ask_promotion_rule(rule: Callable, champion: dict, challenger: dict, margin, min_roc_auc):
+    """Call a kit's ``should_promote`` and read its answer as ``(promote, reason)``.
+
+    Accepts a ``bool`` or NumPy bool under ``"promote"``; refuses anything
+    else with a message that shows what came back.
+    """
+    from fullcycle.kit import NotImplementedStage
+
+    where = getattr(rule, "__qualname__", repr(rule))
+    try:
+        answer = rule(champion, challenger, margin, min_roc_auc)
+    except NotImplementedError as exc:
+        raise NotImplementedStage(
+            f"the promotion rule {where} is not implemented yet ({exc}); write it in the "
+            "kit's retrain.py"
+        ) from None
+    flag = answer.get("promote") if isinstance(answer, Mapping) else None
+    if isinstance(flag, np.bool_):
+        flag = bool(flag)
+    if not isinstance(flag, bool):
+        raise ConfigError(
+            f"the promotion rule {where} returned {answer!r:.300}; it must return a dict such "
+            'as {"promote": False, "reason": "..."} with "promote" a bool'
+        )
+    return flag, str(answer.get("reason", ""))[:1000]
+
+
+def _figures(value_model, frame: pd.DataFrame, scores) -> dict:
+    """What the promotion rule reads about one model on the comparison window."""
+    report = value_model.evaluate(frame, scores)
+    return {
+        "net_value": float(report.net_value),
+        "roc_auc": roc_auc(frame["TX_FRAUD"], scores),
+        "rows": int(len(frame)),
+        "per_day_net_value": [float(v) for v in report.per_day.to_numpy()],
+    }
+
+
 def retrain(
     spec: ProjectSpec,
     workspace: str | Path,
     data: pd.DataFrame,
     labelled_through_day: int,
     *,
+    kit=None,
     eval_days: int = 7,
     margin: float = 0.05,
     model_factory: Callable | None = None,
@@ -83,7 +122,7 @@ def retrain(
     value_model=None,
     progress: Callable[[str], None] | None = print,
 ) -> RetrainDecision:
-    """Train a challenger on the latest labelled data and promote it only if it wins.
+    """Train a challenger on the latest labelled data; the kit's rule decides on promotion.
 
     Parameters
     ----------
@@ -95,21 +134,27 @@ def retrain(
         ``labelled_through_day``.
     labelled_through_day : int
         Last day (``TX_TIME_DAYS``) whose labels are known.
+    kit : fullcycle.kit.Kit, optional
+        Gives the features (``kit.build_features``), the challenger's model
+        (``kit.build_model``) and the promotion rule (``kit.entry("promotion")``).
+        Default: the project's own kit.
     eval_days : int
         Length of the comparison window (the last labelled days).
     margin : float
-        Share of the champion's absolute net value the challenger must add.
+        Share of the champion's absolute net value the challenger must add;
+        handed to the promotion rule.
     model_factory : callable, optional
-        ``factory(seed=...)`` returning an unfitted classifier; defaults to the kit's.
+        ``factory(seed=...)`` returning an unfitted classifier, instead of the kit's model.
     value_model : optional
         Defaults to the spec's business value model.
     """
     from fullcycle import tracking
-    from fullcycle.run import load_model_factory
+    from fullcycle.kit import load_kit
     from fullcycle.serving.bundle import ModelBundle
 
     if margin < 0:
         raise ConfigError(f"margin must be >= 0, got {margin}")
+    kit = kit if kit is not None else load_kit(spec)
     s = spec.data.split
     if "TX_FRAUD" not in data:
         raise DataError("retraining needs labelled data: a TX_FRAUD column")
@@ -128,44 +173,30 @@ def retrain(
     evaluation = known[known["TX_TIME_DAYS"].between(e_start, e_end)]
     value_model = value_model or spec.business_value.build()
     say = progress or (lambda _m: None)
+    rule = kit.entry("promotion")  # fail before training if the kit has no rule
 
-    features = FraudFeatures(delay=s.delay_days).fit(known, known["TX_FRAUD"])
+    features = kit.build_features(s.delay_days).fit(known, known["TX_FRAUD"])
     X_train, X_eval = features.transform(train), features.transform(evaluation)
     tracking.setup_tracking(workspace, spec.name)
     champion = ModelBundle.from_registry(spec.name)
-    factory = model_factory or load_model_factory(spec)
+    factory = model_factory or kit.build_model
     t0 = time.perf_counter()
     challenger = factory(seed=seed).fit(X_train, train["TX_FRAUD"])
     say(f"challenger trained on days {t_start}-{t_end} ({time.perf_counter() - t0:.1f}s)")
 
-    y = evaluation["TX_FRAUD"]
-    s_champ = champion.model.predict_proba(X_eval[champion.feature_names])[:, 1]
+    columns = champion.feature_names or list(X_eval.columns)
+    missing = [c for c in columns if c not in X_eval.columns]
+    if missing:
+        raise TrackingError(
+            f"the champion {spec.name} v{champion.version} takes features {missing} that the "
+            f"kit's features do not compute ({list(X_eval.columns)}); retrain it with this kit "
+            "(fullcycle run)"
+        )
+    s_champ = champion.model.predict_proba(X_eval[columns])[:, 1]
     s_chall = challenger.predict_proba(X_eval)[:, 1]
-    v_champ = value_model.evaluate(evaluation, s_champ).net_value
-    v_chall = value_model.evaluate(evaluation, s_chall).net_value
-    auc_champ, auc_chall = roc_auc(y, s_champ), roc_auc(y, s_chall)
-    need = v_champ + margin * abs(v_champ)
-    if not auc_chall >= spec.gate.min_roc_auc:
-        promoted, reason = (
-            False,
-            (f"challenger ROC AUC {auc_chall:.3f} is below the gate {spec.gate.min_roc_auc}"),
-        )
-    elif v_chall > need:
-        promoted, reason = (
-            True,
-            (
-                f"challenger earns {v_chall:,.0f} against the champion's {v_champ:,.0f}, above the "
-                f"{margin:.0%} margin ({need:,.0f})"
-            ),
-        )
-    else:
-        promoted, reason = (
-            False,
-            (
-                f"challenger earns {v_chall:,.0f}, not more than the champion's {v_champ:,.0f} "
-                f"plus the {margin:.0%} margin ({need:,.0f})"
-            ),
-        )
+    champ = _figures(value_model, evaluation, s_champ)
+    chall = _figures(value_model, evaluation, s_chall)
+    promoted, reason = ask_promotion_rule(rule, champ, chall, margin, spec.gate.min_roc_auc)
 
     exp = tracking.setup_tracking(workspace, spec.name)
     run_id, model_uri = tracking.log_model_run(
@@ -173,7 +204,7 @@ def retrain(
         model=challenger,
         input_example=X_train,
         params={"model": repr(challenger), "role": "challenger", "seed": seed},
-        metrics={"roc_auc": auc_chall, "net_value": v_chall},
+        metrics={"roc_auc": chall["roc_auc"], "net_value": chall["net_value"]},
         tags={
             "role": "challenger",
             "data_fingerprint": tracking.data_fingerprint(known),
@@ -196,15 +227,18 @@ def retrain(
         champion_version=champion.version,
         challenger_run_id=run_id,
         challenger_version=str(version) if version else None,
-        champion_net_value=float(v_champ),
-        challenger_net_value=float(v_chall),
-        champion_roc_auc=float(auc_champ),
-        challenger_roc_auc=float(auc_chall),
+        champion_net_value=champ["net_value"],
+        challenger_net_value=chall["net_value"],
+        champion_roc_auc=float(champ["roc_auc"]),
+        challenger_roc_auc=float(chall["roc_auc"]),
         margin=margin,
         train_days=(t_start, t_end),
         eval_days=(e_start, e_end),
         eval_rows=int(len(evaluation)),
         decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rule=f"{Path(rule.__code__.co_filename).name}:{rule.__qualname__}"
+        if hasattr(rule, "__code__")
+        else repr(rule),
     )
     decision.decision_run_id = _record(spec, workspace, decision, value_model)
     say(decision.format())
@@ -229,6 +263,7 @@ def _record(spec, workspace, decision: RetrainDecision, value_model) -> str:
                 "train_days": f"{decision.train_days[0]}-{decision.train_days[1]}",
                 "eval_days": f"{decision.eval_days[0]}-{decision.eval_days[1]}",
                 "margin": decision.margin,
+                "rule": decision.rule,
                 **{f"value.{k}": v for k, v in value_model.params().items()},
             }
         )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fullcycle.exceptions import ConfigError, DataError
-from fullcycle.metrics.technical import daily_top_k_cards
+from fullcycle.metrics.technical import card_days, daily_top_k_cards
 
 __all__ = [
     "FraudInvestigationValue",
@@ -21,6 +21,7 @@ __all__ = [
     "ValueReport",
     "get_value_model",
     "register_value_model",
+    "review_candidates",
     "value_models",
 ]
 
@@ -64,12 +65,63 @@ class ValueReport:
         return self.net_value / baseline.net_value if baseline.net_value > 0 else float("nan")
 
 
+def review_candidates(
+    frame: pd.DataFrame,
+    scores,
+    *,
+    day: str = "TX_TIME_DAYS",
+    card: str = "CUSTOMER_ID",
+    amount: str = "TX_AMOUNT",
+) -> pd.DataFrame:
+    """The cards the fraud team could review, one row per day and card: what a policy sees.
+
+    A decision policy (the kit's ``policy:review_priority``) gets this frame
+    and returns one priority per row; :meth:`FraudInvestigationValue.evaluate`
+    takes that priority back. No label is in it: a policy decides before the
+    investigation says whether the card was compromised.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Scored transactions (labels not needed).
+    scores : array-like
+        One finite score per row of ``frame``.
+    day, card, amount : str
+        Columns of the day (an integer), the card and the amount.
+
+    Returns
+    -------
+    DataFrame
+        Sorted by day, then card, with columns ``day``, ``card``, ``score`` (the
+        card's highest score that day), ``amount`` (the sum of its amounts that
+        day), ``top_amount`` (the amount of its highest-scored transaction that
+        day, the first in ``frame``'s order on a tie) and ``n_tx`` (its number
+        of transactions that day). Cards caught on an earlier day are still
+        listed; the evaluation skips them.
+    """
+    candidates = card_days(
+        frame, scores, day=day, card=card, amount=(amount, "sum"), n_tx=(amount, "size")
+    )
+    by_score = pd.DataFrame(
+        {
+            "day": frame[day].to_numpy(),
+            "card": frame[card].to_numpy(),
+            "score": np.asarray(scores, dtype=float),
+            "amount": frame[amount].to_numpy(dtype=float),
+        }
+    ).sort_values(["day", "card", "score"], ascending=[True, True, False], kind="stable")
+    top = by_score.groupby(["day", "card"], sort=True)["amount"].first()
+    candidates.insert(4, "top_amount", top.to_numpy())
+    return candidates
+
+
 @dataclass(frozen=True)
 class FraudInvestigationValue:
     """Net savings of a fraud team that reviews ``k`` cards a day.
 
     Each day the team reviews the ``k`` cards with the highest scores that it
-    has not already caught. Per reviewed card:
+    has not already caught, or, given a decision policy's priority, up to
+    ``k`` of them in the policy's order (see :meth:`evaluate`). Per reviewed card:
 
     - every review costs ``review_cost``;
     - a compromised card is blocked: ``recovery_rate`` of its fraudulent
@@ -132,15 +184,41 @@ class FraudInvestigationValue:
         self,
         frame: pd.DataFrame,
         scores=None,
+        priority=None,
         *,
         day: str = "TX_TIME_DAYS",
         card: str = "CUSTOMER_ID",
         label: str = "TX_FRAUD",
         amount: str = "TX_AMOUNT",
     ) -> ValueReport:
-        """Net savings of reviewing by ``scores`` (``None``: the oracle's choice)."""
+        """Net savings of the team's reviews over the window of ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Labelled transactions of the window.
+        scores : array-like, optional
+            One score per row. ``None`` gives the oracle (only compromised cards
+            are reviewed, the most valuable first).
+        priority : array-like, optional
+            A decision policy's output: one value per row of
+            ``review_candidates(frame, scores)``. Each day, cards already caught
+            are skipped, then up to ``k`` candidates with a finite priority are
+            reviewed, highest first; NaN means "do not review". ``None`` reviews
+            the top ``k`` by score every day.
+
+        Returns
+        -------
+        ValueReport
+            Net value, value per day and ``detail`` (reviews, caught cards,
+            false alarms, money recovered and prevented, costs).
+        """
         if amount not in frame:
             raise DataError(f"the fraud value model needs column {amount!r}")
+        if scores is None and priority is not None:
+            raise ConfigError(
+                "the oracle (scores=None) chooses its own reviews; pass scores with a priority"
+            )
         fa = self._card_day_amounts(frame, day, card, label, amount)
         if scores is None:
             # Oracle: rank cards by what catching them is worth; only compromised ones are reviewed.
@@ -152,7 +230,9 @@ class FraudInvestigationValue:
             fraud_only = True
         else:
             fraud_only = False
-        reviews = daily_top_k_cards(frame, scores, self.k, day=day, card=card, label=label)
+        reviews = daily_top_k_cards(
+            frame, scores, self.k, day=day, card=card, label=label, priority=priority
+        )
         if fraud_only:
             reviews = reviews[reviews["fraud"] == 1]
         days = np.sort(frame[day].unique())
@@ -176,6 +256,7 @@ class FraudInvestigationValue:
         per_day = pd.Series(net, index=reviews["day"].to_numpy()).groupby(level=0).sum()
         per_day = per_day.reindex(days, fill_value=0.0)
         detail = {
+            "policy": "oracle" if fraud_only else "top_k" if priority is None else "priority",
             "reviews": int(len(reviews)),
             "caught_cards": int(reviews["fraud"].sum()) if len(reviews) else 0,
             "false_alarms": int(false_alarm.sum()),

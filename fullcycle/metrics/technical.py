@@ -13,6 +13,7 @@ from fullcycle.exceptions import DataError
 __all__ = [
     "CardPrecision",
     "average_precision",
+    "card_days",
     "card_precision_at_k",
     "compute_metric",
     "daily_top_k_cards",
@@ -47,6 +48,52 @@ def average_precision(y_true, y_score) -> float:
     return float(average_precision_score(y, s))
 
 
+def card_days(
+    frame: pd.DataFrame,
+    scores,
+    *,
+    day: str = "TX_TIME_DAYS",
+    card: str = "CUSTOMER_ID",
+    **columns: tuple[str, str],
+) -> pd.DataFrame:
+    """One row per (day, card) of ``frame``: the card's highest score that day and more.
+
+    The rows are sorted by day, then card: every per-card-day table of this
+    package (the team's reviews, the decision policy's candidates) comes from
+    here, so that they line up row for row.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Transactions with a day column and a card column.
+    scores : array-like
+        One finite score per row of ``frame``.
+    day, card : str
+        Columns of the day (an integer) and of the card.
+    **columns : (column, aggregation)
+        Further output columns, e.g. ``amount=("TX_AMOUNT", "sum")``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``day``, ``card``, ``score`` (max of the day) and the named extras.
+    """
+    for c in (day, card, *(col for col, _ in columns.values())):
+        if c not in frame:
+            raise DataError(f"reviews per card need column {c!r}; got {list(frame.columns)}")
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 1 or s.shape[0] != len(frame):
+        raise DataError(f"{len(frame)} rows but {s.shape[0] if s.ndim else 0} scores")
+    if not np.isfinite(s).all():
+        raise DataError(f"scores contain {int((~np.isfinite(s)).sum())} NaN/inf values")
+    data = {"day": frame[day].to_numpy(), "card": frame[card].to_numpy(), "score": s}
+    aggs = {"score": ("score", "max")}
+    for name, (col, how) in columns.items():
+        data[f"_{name}"] = frame[col].to_numpy()
+        aggs[name] = (f"_{name}", how)
+    return pd.DataFrame(data).groupby(["day", "card"], sort=True).agg(**aggs).reset_index()
+
+
 def daily_top_k_cards(
     frame: pd.DataFrame,
     scores,
@@ -54,13 +101,20 @@ def daily_top_k_cards(
     day: str = "TX_TIME_DAYS",
     card: str = "CUSTOMER_ID",
     label: str = "TX_FRAUD",
+    *,
+    priority=None,
 ) -> pd.DataFrame:
     """The cards an investigator team with capacity ``k`` reviews each day.
 
-    Each day, every card not already caught is scored by its highest
-    transaction score; the top ``k`` are reviewed (ties by card id). A
-    reviewed card that is truly compromised counts as caught and leaves the
-    later days, as in the handbook's protocol.
+    Each day, every card not already caught is a candidate, scored by its
+    highest transaction score of the day. Without ``priority`` the team
+    reviews the top ``k`` candidates by score (ties by card id), as in the
+    handbook's protocol. With ``priority`` (one value per row of
+    :func:`card_days` of the same frame and scores, i.e. of
+    :func:`fullcycle.metrics.review_candidates`), it reviews up to ``k``
+    candidates whose priority is finite, highest priority first; a NaN or
+    infinite priority means "do not review". A reviewed card that is truly
+    compromised counts as caught and leaves the later days.
 
     Returns
     -------
@@ -70,34 +124,28 @@ def daily_top_k_cards(
     """
     if k < 1:
         raise DataError(f"k must be >= 1, got {k}")
-    for c in (day, card, label):
-        if c not in frame:
-            raise DataError(f"card precision needs column {c!r}; got {list(frame.columns)}")
-    s = np.asarray(scores, dtype=float)
-    if s.shape[0] != len(frame):
-        raise DataError(f"{len(frame)} rows but {s.shape[0]} scores")
-    if not np.isfinite(s).all():
-        raise DataError(f"scores contain {int((~np.isfinite(s)).sum())} NaN/inf values")
-    per_card = (
-        pd.DataFrame(
-            {
-                "day": frame[day].to_numpy(),
-                "card": frame[card].to_numpy(),
-                "score": s,
-                "fraud": frame[label].to_numpy(),
-            }
-        )
-        .groupby(["day", "card"], sort=True)
-        .agg(score=("score", "max"), fraud=("fraud", "max"))
-        .reset_index()
-    )
+    if label not in frame:
+        raise DataError(f"card precision needs column {label!r}; got {list(frame.columns)}")
+    per_card = card_days(frame, scores, day=day, card=card, fraud=(label, "max"))
+    if priority is None:
+        per_card["priority"] = per_card["score"]
+    else:
+        p = np.asarray(priority, dtype=float)
+        if p.ndim != 1 or p.shape[0] != len(per_card):
+            raise DataError(
+                f"the priority has {p.shape[0] if p.ndim else 0} values but there are "
+                f"{len(per_card)} candidates (one per day and card); compute it on "
+                "review_candidates(frame, scores) of the same frame and scores"
+            )
+        per_card["priority"] = p
+        per_card = per_card[np.isfinite(p)]
     caught: set = set()
     reviews = []
     for _d, g in per_card.groupby("day", sort=True):
         if caught:
             g = g[~g["card"].isin(caught)]
-        top = g.sort_values(["score", "card"], ascending=[False, True], kind="stable").head(k)
-        top = top.assign(rank=np.arange(1, len(top) + 1))
+        top = g.sort_values(["priority", "card"], ascending=[False, True], kind="stable").head(k)
+        top = top.drop(columns="priority").assign(rank=np.arange(1, len(top) + 1))
         reviews.append(top)
         caught.update(top.loc[top["fraud"] == 1, "card"].tolist())
     if not reviews:

@@ -20,7 +20,11 @@ __all__ = ["DriftThresholds", "FeatureDrift", "cramers_v", "feature_drift", "psi
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """When a shift counts as drift (defaults follow common practice; see the module doc).
+    """When a shift counts as large (defaults follow common practice; see the module doc).
+
+    These mark features in the monitoring report; whether the traffic as a
+    whole has drifted, or performance decayed, is the kit's rule (its
+    ``check_drift`` and ``check_decay``), which may use them.
 
     Parameters
     ----------
@@ -32,27 +36,12 @@ class DriftThresholds:
         Effect size of the chi-squared test of a categorical feature.
     score_psi : float
         PSI of the model's scores.
-    auc_drop : float
-        Fall of the ROC AUC from the reference window, once labels are known. A
-        clean week two weeks after training fell by 0.05 in the tests' world, so
-        the default alarm is at 0.10.
-    auc_z : float
-        The fall must also be this many standard errors (Hanley-McNeil), so that
-        a week with few frauds does not raise an alarm by chance.
-    value_share_drop : float
-        Fall of the share of achievable value (net value / oracle) from the reference.
-    min_drifted_features : int
-        How many drifted features make the inputs count as drifted.
     """
 
     psi: float = 0.2
     ks: float = 0.1
     cramers_v: float = 0.1
     score_psi: float = 0.1
-    auc_drop: float = 0.10
-    auc_z: float = 2.0
-    value_share_drop: float = 0.15
-    min_drifted_features: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)

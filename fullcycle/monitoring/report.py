@@ -1,9 +1,8 @@
-"""The monitoring report: one self-contained HTML page, plots first, tables after."""
+"""The monitoring report: one self-contained HTML page (Jinja2, autoescaped), plots first."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 
 import numpy as np
@@ -71,7 +70,8 @@ def _over_time(result) -> str | None:
 def _performance_plot(result) -> str | None:
     import matplotlib.pyplot as plt
 
-    ref, cur = result.performance["reference"], result.performance["current"]
+    ref = result.performance.get("reference", {})
+    cur = result.performance.get("current", {})
     if cur.get("status") != "evaluated" or ref.get("status") != "evaluated":
         return None
     rows = []
@@ -110,62 +110,83 @@ def _performance_plot(result) -> str | None:
     return _png(fig)
 
 
-def render_report(result, reference: pd.DataFrame, current: pd.DataFrame, title: str) -> str:
-    v = result.verdict()
-    colour = "#c0392b" if result.drifted else "#2e7d32"
-    imgs = [_overlays(result, reference, current), _over_time(result), _performance_plot(result)]
-    rows = "".join(
-        f"<tr class='{'bad' if f['drifted'] else ''}'><td>{html.escape(f['feature'])}</td>"
-        f"<td>{f['kind']}</td><td>{f['psi']:.3f}</td><td>{f['statistic']:.3f}</td>"
-        f"<td>{f['p_value']:.2g}</td><td>{f['reference_mean']:.3g}</td>"
-        f"<td>{f['current_mean']:.3g}</td><td>{'drift' if f['drifted'] else ''}</td></tr>"
-        for f in [v["score_drift"], *v["features"]]
-    )
-    perf = v["performance"]
+def _num(x, fmt: str = "{:.3f}") -> str:
+    """A figure for the page; a missing one (None, NaN) is shown as a dash."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not np.isfinite(x):
+        return "-"
+    return fmt.format(x)
 
-    def perf_cell(p, key, fmt):
-        x = p.get(key)
-        return (
-            fmt.format(x) if isinstance(x, int | float) else html.escape(str(p.get("status", "")))
-        )
 
-    perf_rows = "".join(
-        f"<tr><td>{name}</td><td>{perf[name]['labelled_rows']:,}</td>"
-        f"<td>{perf_cell(perf[name], 'roc_auc', '{:.3f}')}</td>"
-        f"<td>{perf_cell(perf[name], 'card_precision', '{:.3f}')}</td>"
-        f"<td>{perf_cell(perf[name], 'net_value', '{:,.0f}')}</td>"
-        f"<td>{perf_cell(perf[name], 'share_of_oracle', '{:.0%}')}</td></tr>"
-        for name in ("reference", "current")
-    )
-    reasons = (
-        "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])
-        or "<li>nothing crossed a threshold</li>"
-    )
-    w = v["windows"]
-    figures = "".join(f"<img src='{src}' alt='plot'>" for src in imgs if src)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1250px; }}
-.verdict {{ font-size: 1.6rem; font-weight: bold; color: {colour}; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; margin: 1rem 0; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-tr.bad td {{ background: #fdecea; }}
-img {{ max-width: 100%; margin: 0.5rem 0; }}
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1250px; }
+.verdict { font-size: 1.6rem; font-weight: bold; color: {{ colour }}; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 1rem 0; }
+td, th { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+tr.bad td { background: #fdecea; }
+img { max-width: 100%; margin: 0.5rem 0; }
 </style></head><body>
-<h1>{html.escape(title)}</h1>
-<p class="verdict">Verdict: {v["verdict"].upper()}</p>
-<ul>{reasons}</ul>
-<p>Reference: {w["reference"]["start"]} to {w["reference"]["end"]} ({w["reference"]["rows"]:,} predictions).
-Current: {w["current"]["start"]} to {w["current"]["end"]} ({w["current"]["rows"]:,} predictions).</p>
-{figures}
+<h1>{{ title }}</h1>
+<p class="verdict">Verdict: {{ v.verdict | upper }}</p>
+<ul>
+{%- for r in v.reasons %}<li>{{ r }}</li>{% else %}<li>no check raised an alarm</li>{% endfor %}
+</ul>
+<p>The kit's checks decide the verdict:</p>
+<ul>
+{%- for key, c in v.checks.items() %}
+<li>{{ key }}: {% if c is none %}not run{% else %}{{ c.check }} said {{ "YES" if c[key] else "no" }}{% endif %}</li>
+{%- endfor %}
+</ul>
+<p>Also noticed (not part of the verdict):</p>
+<ul>{% for n in v.notes %}<li>{{ n }}</li>{% else %}<li>none</li>{% endfor %}</ul>
+<p>Reference: {{ v.windows.reference.start }} to {{ v.windows.reference.end }}
+({{ "{:,}".format(v.windows.reference.rows) }} predictions).
+Current: {{ v.windows.current.start }} to {{ v.windows.current.end }}
+({{ "{:,}".format(v.windows.current.rows) }} predictions).</p>
+{% for src in images %}<img src="{{ src }}" alt="plot">{% endfor %}
 <h2>Performance once labels arrived</h2>
 <table><tr><th>window</th><th>labelled rows</th><th>ROC AUC</th><th>card precision</th>
-<th>net value</th><th>share of achievable</th></tr>{perf_rows}</table>
+<th>net value</th><th>share of achievable</th></tr>
+{%- for name in ("reference", "current") if name in v.performance %}
+{%- set p = v.performance[name] %}
+<tr><td>{{ name }}</td><td>{{ "{:,}".format(p.labelled_rows) }}</td>
+{%- if p.status == "evaluated" %}
+<td>{{ num(p.roc_auc) }}</td><td>{{ num(p.get("card_precision")) }}</td>
+<td>{{ num(p.get("net_value"), "{:,.0f}") }}</td><td>{{ num(p.get("share_of_oracle"), "{:.0%}") }}</td>
+{%- else %}<td colspan="4">{{ p.status }}</td>{% endif %}</tr>
+{%- else %}
+<tr><td colspan="6">no labels in the log</td></tr>
+{%- endfor %}
+</table>
 <h2>Every input and the score</h2>
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS / Cramer's V</th><th>p-value</th>
-<th>mean (ref)</th><th>mean (cur)</th><th></th></tr>{rows}</table>
-<p>Thresholds: {html.escape(str(v["thresholds"]))}. The machine-readable verdict is verdict.json beside this page.</p>
+<th>mean (ref)</th><th>mean (cur)</th><th></th></tr>
+{%- for f in [v.score_drift] + v.features %}
+<tr class="{{ 'bad' if f.drifted else '' }}"><td>{{ f.feature }}</td><td>{{ f.kind }}</td>
+<td>{{ num(f.psi) }}</td><td>{{ num(f.statistic) }}</td><td>{{ num(f.p_value, "{:.2g}") }}</td>
+<td>{{ num(f.reference_mean, "{:.3g}") }}</td><td>{{ num(f.current_mean, "{:.3g}") }}</td>
+<td>{{ "past threshold" if f.drifted else "" }}</td></tr>
+{%- endfor %}
+</table>
+<p>Report thresholds: {{ v.thresholds }}. The machine-readable verdict is verdict.json beside
+this page.</p>
 </body></html>
 """
+
+
+def render_report(result, reference: pd.DataFrame, current: pd.DataFrame, title: str) -> str:
+    """The HTML page of a :class:`~fullcycle.monitoring.MonitorResult` (every text escaped)."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    page = env.from_string(_PAGE)
+    images = [_overlays(result, reference, current), _over_time(result), _performance_plot(result)]
+    return page.render(
+        title=title,
+        v=result.verdict(),
+        colour="#c0392b" if result.drifted else "#2e7d32",
+        images=[src for src in images if src],
+        num=_num,
+    )

@@ -77,3 +77,61 @@ def test_run_tiny_without_tracking(tmp_path, repo, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "Scorecard" in r.output and "net savings" in r.output
     assert "roc_auc" in json.loads((tmp_path / "m.json").read_text())["reference"]
+
+
+def _learner_kit(repo, tmp_path, model_body: str | None = None):
+    """A copy of the reference kit, released (stubs), with build_model written as given."""
+    import shutil
+
+    from grading.release import strip_solutions
+
+    kit = tmp_path / "kit"
+    shutil.copytree(repo / "starter_kits/fraud_detection", kit)
+    for path in kit.glob("*.py"):
+        path.write_text(strip_solutions(path.read_text(), str(path)))
+    if model_body is not None:
+        text = (kit / "model.py").read_text()
+        stub = '    # YOUR CODE HERE\n    raise NotImplementedError("not implemented yet")\n'
+        (kit / "model.py").write_text(text.replace(stub, model_body))
+    return kit
+
+
+def test_run_executes_the_learners_kit(tmp_path, repo, monkeypatch):
+    """Does `fullcycle run --kit DIR` run that kit's code, and name the first stub it meets?"""
+    monkeypatch.chdir(repo)
+    kit = _learner_kit(repo, tmp_path)
+    r = CliRunner().invoke(
+        cli,
+        ["run", "--project", "fraud_detection", "--scale", "tiny", "--no-track", "--kit", str(kit)],
+    )
+    assert r.exit_code == 2
+    assert "not implemented yet: contract.py" in r.output
+    # With the reference's contract and features but the learner's own model:
+    import shutil
+
+    for name in ("contract.py", "features.py"):
+        shutil.copy(repo / "starter_kits/fraud_detection" / name, kit / name)
+    body = (
+        "    from sklearn.linear_model import LogisticRegression\n"
+        "    from sklearn.pipeline import make_pipeline\n"
+        "    from sklearn.preprocessing import StandardScaler\n\n"
+        "    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))\n"
+    )
+    kit2 = _learner_kit(repo, tmp_path / "b", body)
+    for name in ("contract.py", "features.py"):
+        shutil.copy(repo / "starter_kits/fraud_detection" / name, kit2 / name)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--project",
+            "fraud_detection",
+            "--scale",
+            "tiny",
+            "--no-track",
+            "--kit",
+            str(kit2),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "trained Pipeline" in r.output and "Scorecard" in r.output

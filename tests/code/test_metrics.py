@@ -1,19 +1,24 @@
-"""Do the metrics and the business value model match hand-computed small cases?"""
+"""Do the metrics, the business value model and the reference review policy match
+hand-computed small cases?"""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from fullcycle.exceptions import ConfigError, DataError
+from fullcycle.kit import Kit
 from fullcycle.metrics import (
     FraudInvestigationValue,
     card_precision_at_k,
     daily_top_k_cards,
     get_value_model,
+    review_candidates,
     roc_auc,
 )
 from fullcycle.metrics.technical import parse_metric_name
+from fullcycle.monitoring import window_performance
 
 
 def _frame():
@@ -106,3 +111,134 @@ def test_metric_names():
     assert parse_metric_name("card_precision@100") == ("card_precision", 100)
     with pytest.raises(ValueError, match="choose from"):
         parse_metric_name("accuracy")
+
+
+# --- the decision policy: candidates, priorities and what they earn -------------------------
+
+VALUE = FraudInvestigationValue(k=2, review_cost=10, recovery_rate=0.8, friction_cost=15)
+
+
+@pytest.fixture(scope="module")
+def review_priority(repo):
+    """The reference kit's decision policy (policy:review_priority)."""
+    return Kit(repo / "starter_kits" / "fraud_detection").entry("policy")
+
+
+def test_are_candidates_one_row_per_day_and_card():
+    """Card 1 pays twice on day 0: its score is the higher one, amount the sum, top_amount the
+    amount of its highest-scored payment. No label reaches the policy."""
+    frame = pd.DataFrame(
+        {
+            "TX_TIME_DAYS": [0, 0, 0, 1],
+            "CUSTOMER_ID": [1, 2, 1, 1],
+            "TX_AMOUNT": [30.0, 5.0, 70.0, 8.0],
+            "TX_FRAUD": [0, 0, 1, 0],
+        }
+    )
+    c = review_candidates(frame, [0.2, 0.1, 0.6, 0.3])
+    assert list(c.columns) == ["day", "card", "score", "amount", "top_amount", "n_tx"]
+    assert c[["day", "card"]].values.tolist() == [[0, 1], [0, 2], [1, 1]]
+    assert c["score"].tolist() == [0.6, 0.1, 0.3]
+    assert c["amount"].tolist() == [100.0, 5.0, 8.0]
+    assert c["top_amount"].tolist() == [70.0, 5.0, 8.0]
+    assert c["n_tx"].tolist() == [2, 1, 1]
+
+
+def test_is_the_score_as_priority_todays_top_k():
+    """priority=None and priority=score review the same cards and earn the same, to the cent."""
+    c = review_candidates(_frame(), SCORES)
+    top = VALUE.evaluate(_frame(), SCORES)
+    same = VALUE.evaluate(_frame(), SCORES, c["score"].to_numpy())
+    assert same.net_value == top.net_value == pytest.approx(195.0)
+    assert same.per_day.tolist() == top.per_day.tolist()
+    assert top.detail["policy"] == "top_k" and same.detail["policy"] == "priority"
+
+
+def test_does_the_evaluation_follow_the_priority_and_skip_nan():
+    """Candidates (day, card): (0,1) (0,2) (0,3) (0,4) (1,1) (1,3) (1,4).
+    Day 0: priority picks cards 2 (fraud, 0.8*50 - 10 = 30) and 4 (false alarm, -25); card 1
+    (fraud) is NaN: not reviewed. Day 1: card 1 is not caught, so it is reviewed (0.8*200 - 10
+    = 150); card 3 is NaN, card 4 is reviewed again (-25). Net 30 - 25 + 150 - 25 = 130."""
+    priority = [np.nan, 5.0, 1.0, 3.0, 9.0, np.nan, 2.0]
+    report = VALUE.evaluate(_frame(), SCORES, priority)
+    assert report.per_day.tolist() == pytest.approx([5.0, 125.0])
+    assert report.net_value == pytest.approx(130.0)
+    assert report.detail["reviews"] == 4 and report.detail["caught_cards"] == 2
+
+
+def test_are_cards_already_caught_skipped_whatever_their_priority():
+    """Day 0 reviews card 1 (caught); on day 1 its top priority is ignored."""
+    priority = [9.0, np.nan, np.nan, np.nan, 9.0, np.nan, np.nan]
+    reviews = daily_top_k_cards(_frame(), SCORES, 2, priority=priority)
+    assert reviews[["day", "card"]].values.tolist() == [[0, 1]]
+
+
+def test_are_bad_priorities_refused():
+    with pytest.raises(DataError, match="7 candidates"):
+        VALUE.evaluate(_frame(), SCORES, [1.0, 2.0])
+    with pytest.raises(ConfigError, match="oracle"):
+        VALUE.evaluate(_frame(), None, [1.0] * 7)
+
+
+def _losing_day():
+    """One day, three genuine cards paying small amounts: every review loses 10 + 15."""
+    return pd.DataFrame(
+        {
+            "TX_TIME_DAYS": [0, 0, 0],
+            "CUSTOMER_ID": [1, 2, 3],
+            "TX_AMOUNT": [20.0, 35.0, 12.0],
+            "TX_FRAUD": [0, 0, 0],
+        }
+    )
+
+
+def test_does_the_reference_policy_review_nobody_on_a_losing_day(review_priority):
+    """Top-2 reviews two genuine cards: -50. The expected value of each review is negative
+    (p = 0.1: 0.1 * (0.8 + 0.5) * 35 - 10 - 0.9 * 15 < 0), so the policy reviews nobody: 0."""
+    frame, scores = _losing_day(), [0.1, 0.1, 0.05]
+    top = VALUE.evaluate(frame, scores)
+    priority = review_priority(review_candidates(frame, scores), VALUE)
+    assert np.isnan(priority).all()
+    policy = VALUE.evaluate(frame, scores, priority)
+    assert top.net_value == pytest.approx(-50.0)
+    assert policy.net_value == 0.0 and policy.detail["reviews"] == 0
+
+
+def test_does_the_reference_policy_review_what_pays_most_first(review_priority):
+    """Expected values, with later fraud counted as half the suspicious payment:
+    card 1: 0.9 * (0.8 + 0.5) * 100 - 10 - 0.1 * 15 = 105.5;
+    card 2: 0.5 * 1.3 * 400 - 10 - 0.5 * 15 = 242.5;  card 3: 0.02 * 1.3 * 30 - 10 - 14.7 < 0.
+    Card 2 first, then card 1; card 3 is left alone although the capacity allows it."""
+    frame = pd.DataFrame(
+        {
+            "TX_TIME_DAYS": [0, 0, 0],
+            "CUSTOMER_ID": [1, 2, 3],
+            "TX_AMOUNT": [100.0, 400.0, 30.0],
+            "TX_FRAUD": [1, 0, 0],
+        }
+    )
+    scores = [0.9, 0.5, 0.02]
+    priority = review_priority(review_candidates(frame, scores), VALUE)
+    assert priority[:2] == pytest.approx([105.5, 242.5]) and np.isnan(priority[2])
+    value = FraudInvestigationValue(k=3, review_cost=10, recovery_rate=0.8, friction_cost=15)
+    reviews = daily_top_k_cards(frame, scores, 3, priority=priority)
+    assert reviews["card"].tolist() == [2, 1]
+    # card 1: 0.8 * 100 - 10 = 70; card 2, a false alarm: -25. Top-3 also pays 25 for card 3.
+    assert value.evaluate(frame, scores, priority).net_value == pytest.approx(45.0)
+    assert value.evaluate(frame, scores).net_value == pytest.approx(20.0)
+
+
+def test_does_monitoring_use_the_scorecards_card_precision():
+    """k = 5 and four cards on day 0, two of them compromised: 2 / 5 = 0.4 (dividing by the
+    four reviewed would say 0.5). Day 1: card 1 caught, cards 3 and 4 genuine: 0. Mean 0.2."""
+    frame = _frame()
+    served = frame.assign(
+        TX_DATETIME=pd.Timestamp("2018-04-01") + pd.to_timedelta(frame["TX_TIME_DAYS"], "D"),
+        score=SCORES,
+    )
+    value = FraudInvestigationValue(k=5)
+    perf = window_performance(served, value)
+    cp = card_precision_at_k(frame, SCORES, k=5)
+    assert cp.per_day.tolist() == pytest.approx([0.4, 0.0])
+    assert perf["card_precision"] == pytest.approx(cp.mean) == pytest.approx(0.2)
+    assert [d["card_precision"] for d in perf["per_day"].values()] == pytest.approx([0.4, 0.0])

@@ -28,10 +28,14 @@ def test_does_the_live_loop_serve_monitor_retrain_and_leave_nothing_behind(
     assert result.leftover_processes is False
     assert result.single_requests == 300 and 0 < result.p50_ms <= result.p99_ms
     assert result.replayed > 10_000
+    verdicts = {}
     for name in ("clean", "drift"):
         verdict = json.loads((tmp_path / "monitoring" / name / "verdict.json").read_text())
-        assert verdict["verdict"] in ("ok", "drift")
-        assert verdict["performance"]["current"]["status"] == "evaluated"
+        verdicts[name] = verdict["verdict"]
         assert (tmp_path / "monitoring" / name / "report.html").stat().st_size > 20_000
+    # The world is seeded: the clean weeks stay quiet, and card testing shows as decay once
+    # the labels arrive (the kit's check_decay), whatever the input-drift check says.
+    assert verdicts["clean"] == "ok", verdicts
+    assert "decay" in verdicts["drift"], verdicts
     assert result.decision.decision_run_id
     assert any("live 5/5" in line for line in said)
