@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fullcycle.data import ValidationResult
 from fullcycle.data.fraud import FraudSimulatorConfig, simulate_transactions
 from fullcycle.data.loaders import load_transactions
 from fullcycle.data.splits import TimeSplit, time_split
-from fullcycle.data import ValidationResult
 from fullcycle.evaluate import Scorecard, make_scorecard
 from fullcycle.exceptions import ConfigError, DataError, SpecError
 from fullcycle.kit import Kit, load_kit
