@@ -28,6 +28,8 @@ class Scorecard:
     n_rows: int
     n_frauds: int
     days: int
+    #: The kit's decision policy on the same scores, when it was given.
+    policy: ValueReport | None = None
 
     def metrics(self) -> dict[str, float]:
         """A flat dict of every figure, for MLflow and the rubric."""
@@ -40,6 +42,14 @@ class Scorecard:
         out["share_of_oracle"] = self.value.share_of(self.oracle)
         for name, v in self.baseline_technical.items():
             out[f"baseline_{name}"] = v
+        if self.policy is not None:
+            out["policy.net_value"] = self.policy.net_value
+            out["policy.value_vs_top_k"] = (
+                self.policy.net_value / self.value.net_value
+                if self.value.net_value > 0
+                else float("nan")
+            )
+            out["policy.share_of_oracle"] = self.policy.share_of(self.oracle)
         return {k: float(v) for k, v in out.items()}
 
     def headline(self) -> str:
@@ -76,11 +86,18 @@ class Scorecard:
             f"{self.baseline.detail['caught_cards']:>6}/{self.baseline.detail['false_alarms']:<5}"
             f"{self.oracle.detail['caught_cards']:>6}/{self.oracle.detail['false_alarms']:<5}"
         )
+        if self.policy is not None:
+            p = self.policy
+            lines.append(
+                f"{'your review policy':<28}{p.net_value:>12,.0f}   "
+                f"{p.detail['reviews']:,} reviews ({d['reviews']:,} for a fixed top-k), "
+                f"{p.share_of(self.oracle):.0%} of the oracle"
+            )
         lines += ["", f"The model {self.headline()}."]
         return "\n".join(lines)
 
 
-def make_scorecard(spec, frame: pd.DataFrame, scores) -> Scorecard:
+def make_scorecard(spec, frame: pd.DataFrame, scores, priority=None) -> Scorecard:
     """Score ``scores`` on a labelled scoring window as ``spec`` says.
 
     Parameters
@@ -91,6 +108,9 @@ def make_scorecard(spec, frame: pd.DataFrame, scores) -> Scorecard:
         The scoring window with labels, amounts, days and cards.
     scores : array-like
         One score per row of ``frame``.
+    priority : array-like, optional
+        A decision policy's priorities, one per row of
+        :func:`~fullcycle.metrics.review_candidates` of ``frame`` and ``scores``.
     """
     value_model = spec.business_value.build()
     scores = np.asarray(scores, dtype=float)
@@ -106,6 +126,7 @@ def make_scorecard(spec, frame: pd.DataFrame, scores) -> Scorecard:
         value=value,
         baseline=value_model.evaluate(frame, base_scores),
         oracle=value_model.evaluate(frame, None),
+        policy=None if priority is None else value_model.evaluate(frame, scores, priority=priority),
         n_rows=len(frame),
         n_frauds=int(frame[p.label_column].sum()),
         days=int(frame["TX_TIME_DAYS"].nunique())

@@ -31,6 +31,7 @@ __all__ = [
     "Prepared",
     "RunResult",
     "compare_drift",
+    "decide",
     "load_data",
     "passes_gate",
     "prepare",
@@ -185,6 +186,23 @@ def prepare_files(
     )
 
 
+def decide(spec: ProjectSpec, kit: Kit, frame: pd.DataFrame, scores, progress=None):
+    """The kit's decision policy on a scored window: priorities per review candidate.
+
+    A kit whose policy is not written yet gets ``None`` (the scorecard then shows
+    the fixed top-k alone) and a line that says so.
+    """
+    from fullcycle.metrics import review_candidates
+
+    if "policy" not in kit.stages or spec.business_value.model != "fraud_investigation":
+        return None
+    try:
+        return kit.entry("policy")(review_candidates(frame, scores), spec.business_value.build())
+    except NotImplementedError:
+        _say(progress, "      decision policy: not implemented yet (policy.py); fixed top-k only")
+        return None
+
+
 @dataclass
 class RunResult:
     scorecard: Scorecard
@@ -278,7 +296,8 @@ def run_project(
     timings["train"] = time.perf_counter() - t
     _say(progress, f"[4/6] trained {type(model).__name__} ({timings['train']:.1f}s)")
     t = time.perf_counter()
-    card = make_scorecard(spec, prep.split.test, scores)
+    priority = decide(spec, kit, prep.split.test, scores, progress)
+    card = make_scorecard(spec, prep.split.test, scores, priority)
     timings["evaluate"] = time.perf_counter() - t
     _say(progress, f"[5/6] evaluated: {card.headline()}")
     result = RunResult(card, scores, prep, model, timings=timings)

@@ -267,6 +267,7 @@ for _name, _text in {
     "features.parity": (
         "share of a replayed hidden day whose online features and scores equal the offline ones"
     ),
+    "policy.net_value": "net value of the daily reviews the decision policy chose",
     "policy.value_vs_top_k": "net value of the daily reviews divided by a fixed top-k's",
     "policy.share_of_oracle": "net value of the daily reviews as a share of the oracle's",
     "monitoring.flags_decay": (
