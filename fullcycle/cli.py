@@ -48,7 +48,7 @@ def _grader():
     return grading
 
 
-def kit_option(fn):
+def _kit_option(fn):
     """``--kit DIR``: whose system runs (a learner's kit folder; default the project's own)."""
     return click.option(
         "--kit",
@@ -119,7 +119,7 @@ def simulate(out, customers, terminals, days, seed, scenarios, card_testing_day,
 @click.option(
     "--unlabelled", is_flag=True, help="The file has no TX_FRAUD column (a scoring window)."
 )
-@kit_option
+@_kit_option
 def validate(path, quarantine, out, project, unlabelled, kit_dir):
     """Run the kit's data contract on a transactions file; report and quarantine bad rows."""
     from fullcycle.data import save_transactions
@@ -158,7 +158,7 @@ def validate(path, quarantine, out, project, unlabelled, kit_dir):
 @click.option(
     "--json-out", type=click.Path(path_type=Path), default=None, help="Write the metrics as JSON."
 )
-@kit_option
+@_kit_option
 def run(project, workspace, scale, with_drift, no_track, json_out, kit_dir):
     """Run a project end to end through a kit and print the scorecard."""
     from fullcycle.run import compare_drift, run_project
@@ -226,7 +226,7 @@ def run(project, workspace, scale, with_drift, no_track, json_out, kit_dir):
     help="Folder for the online state and the prediction log "
     "(default: <workspace>/serving/<project>/).",
 )
-@kit_option
+@_kit_option
 def serve(project, workspace, host, port, warm, scale, before_day, drift, state_dir, kit_dir):
     """Serve the project's champion with the kit's service (OpenAPI page at /docs)."""
     import os
@@ -312,7 +312,7 @@ def serve(project, workspace, host, port, warm, scale, before_day, drift, state_
     help="Folder for report.html and verdict.json.",
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the verdict is drift or decay.")
-@kit_option
+@_kit_option
 def monitor(project, workspace, log_path, reference, current, out, fail_on_drift, kit_dir):
     """Compare a window of logged traffic with a reference window with the kit's drift and
     decay checks; write report and verdict."""
@@ -378,7 +378,7 @@ def monitor(project, workspace, log_path, reference, current, out, fail_on_drift
 @click.option(
     "--scale", type=click.Choice(["full", "small", "tiny"]), default="full", show_default=True
 )
-@kit_option
+@_kit_option
 def retrain(project, workspace, data_path, with_drift, labelled_through, margin, scale, kit_dir):
     """Train a challenger on the latest labels; the kit's rule decides whether it replaces the
     champion."""
@@ -420,7 +420,7 @@ def retrain(project, workspace, data_path, with_drift, labelled_through, margin,
     show_default=True,
     help="Requests sent one at a time to measure latency; the rest go in batches.",
 )
-@kit_option
+@_kit_option
 def live(project, workspace, scale, single_requests, kit_dir):
     """Serve the champion with the kit's service, replay three weeks of traffic, monitor with the
     kit's checks, retrain with the kit's rule, stop."""

@@ -17,6 +17,7 @@ __all__ = [
     "card_precision_at_k",
     "compute_metric",
     "daily_top_k_cards",
+    "ndcg_at_k",
     "parse_metric_name",
     "roc_auc",
 ]

@@ -7,29 +7,20 @@ import sys
 
 import pytest
 
-MODULES = [
-    "fullcycle",
-    "fullcycle.data",
-    "fullcycle.metrics",
-    "fullcycle.metrics.registry",
-    "fullcycle.features",
-    "fullcycle.spec",
-    "fullcycle.brief",
-    "fullcycle.tracking",
-    "fullcycle.evaluate",
-    "fullcycle.run",
-    "fullcycle.exceptions",
-    "fullcycle.serving",
-    "fullcycle.serving.app",
-    "fullcycle.serving.state",
-    "fullcycle.serving.predlog",
-    "fullcycle.serving.process",
-    "fullcycle.monitoring",
-    "fullcycle.monitoring.drift",
-    "fullcycle.monitoring.monitor",
-    "fullcycle.retrain",
-    "fullcycle.live",
-]
+
+def _library_modules() -> list[str]:
+    import pkgutil
+
+    import fullcycle
+
+    return ["fullcycle"] + sorted(
+        m.name
+        for m in pkgutil.walk_packages(fullcycle.__path__, "fullcycle.")
+        if m.name != "fullcycle.__main__"
+    )
+
+
+MODULES = _library_modules()
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -56,3 +47,34 @@ def test_import_does_no_work(tmp_path):
     )
     assert proc.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_holds_no_stage_of_the_learners_system():
+    """Could a learner import a stage's answer from the library instead of writing it?
+
+    No module of ``fullcycle`` may define a kit stage's entry point, a scikit-learn
+    transformer, or a FastAPI app or route: those are the kit's (the learner's) to write.
+    """
+    from fastapi import APIRouter, FastAPI
+    from sklearn.base import TransformerMixin
+
+    from fullcycle.kit import DEFAULT_STAGES
+
+    forbidden = {entry.split(":")[1] for entry in DEFAULT_STAGES.values()}
+    forbidden |= {"FraudFeatures", "transaction_schema", "FeatureState"}
+    found = []
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            where = f"{name}.{attr}"
+            if attr in forbidden:
+                found.append(where)
+            elif isinstance(obj, APIRouter | FastAPI):
+                found.append(f"{where} (a FastAPI app or router)")
+            elif (
+                inspect.isclass(obj)
+                and issubclass(obj, TransformerMixin)
+                and obj.__module__.startswith("fullcycle")
+            ):
+                found.append(f"{where} (a scikit-learn transformer)")
+    assert not found, f"the library holds stage solutions: {found}"
