@@ -1,9 +1,13 @@
 """fullcycle: a project-based workbench for building whole ML systems.
 
-Subpackages: :mod:`fullcycle.data` (simulators, loaders, validation, splits),
-:mod:`fullcycle.metrics` (technical and business metrics); modules
-:mod:`fullcycle.features`, :mod:`fullcycle.evaluate`, :mod:`fullcycle.spec`,
-:mod:`fullcycle.tracking` and :mod:`fullcycle.run`. Importing this package
+The workbench, not the learner's system: subpackages :mod:`fullcycle.data`
+(simulator, messiness, loaders, parsers, quarantine mechanics, splits),
+:mod:`fullcycle.metrics` (technical metrics, business value models, the figure
+registry), :mod:`fullcycle.serving` (building blocks for a kit's service) and
+:mod:`fullcycle.monitoring` (drift statistics, report); modules
+:mod:`fullcycle.kit` (loads a kit's stages), :mod:`fullcycle.windows`,
+:mod:`fullcycle.evaluate`, :mod:`fullcycle.spec`, :mod:`fullcycle.tracking`,
+:mod:`fullcycle.run`, :mod:`fullcycle.retrain` and :mod:`fullcycle.live`. Importing this package
 does no work: no folders, no tracking URI, no logging set-up.
 """
 

@@ -51,6 +51,7 @@ DEFAULT_STAGES: dict[str, str] = {
     "promotion": "retrain:should_promote",
 }
 STAGES = tuple(DEFAULT_STAGES)
+_LOADED: dict[tuple[str, int], ModuleType] = {}
 
 
 class NotImplementedStage(SpecError):
@@ -92,6 +93,12 @@ class Kit:
             raise NotImplementedStage(
                 f"{file} does not exist; the kit needs this module (see the project brief)"
             )
+        # One module object per file version: two Kit objects of one folder share it, so
+        # objects made through either still pickle; an edited file is loaded afresh.
+        key = (str(file), file.stat().st_mtime_ns)
+        if key in _LOADED:
+            self._modules[name] = _LOADED[key]
+            return _LOADED[key]
         # The kit's modules import each other by plain name (``from features import ...``):
         # put the kit folder first on the path while this one executes.
         unique = f"{self._prefix}_{name}"
@@ -117,7 +124,7 @@ class Kit:
                     sys.modules[k] = old
             if added:
                 sys.path.remove(str(self.path))
-        self._modules[name] = module
+        self._modules[name] = _LOADED[key] = module
         return module
 
     def _sibling_names(self) -> list[str]:

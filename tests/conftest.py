@@ -1,4 +1,4 @@
-"""Shared fixtures: small simulated data and a temporary MLflow workspace."""
+"""Shared fixtures: small simulated data, the reference kit, a temporary MLflow workspace."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from fullcycle.data import simulate_transactions
 
 REPO = Path(__file__).resolve().parent.parent
+KIT_DIR = REPO / "starter_kits" / "fraud_detection"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
@@ -17,6 +18,14 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def fraud_kit():
+    """The reference fraud kit, its modules loaded by path (``fraud_kit.module("features")``)."""
+    from fullcycle.kit import Kit
+
+    return Kit(KIT_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +51,9 @@ def clean_mlflow_env(monkeypatch):
 
 
 class World:
-    """A small labelled world for serving and monitoring tests: split, features, a fitted model."""
+    """A small labelled world for serving tests: split, the kit's fitted features, a model."""
+
+    DELAY_DAYS = 7
 
     def __init__(self, sim, split, features, model):
         self.sim, self.split, self.features, self.model = sim, split, features, model
@@ -50,12 +61,17 @@ class World:
         self.X_test = features.transform(split.test)
 
 
-def make_world(seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=None, max_iter=60):
+def make_world(
+    seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=None, max_iter=60, kit=None
+):
+    """Simulate, split (train days 30-36, 7-day delay, scoring days 44-46), fit the kit's
+    features on the history and a small gradient-boosting model on the training days."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from fullcycle.data import simulate_transactions, time_split, validate_transactions
-    from fullcycle.features import FraudFeatures
+    from fullcycle.data import time_split, typed_transactions
+    from fullcycle.kit import Kit
 
+    kit = kit or Kit(KIT_DIR)
     sim = simulate_transactions(
         n_customers=300,
         n_terminals=600,
@@ -64,9 +80,10 @@ def make_world(seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=No
         scenarios=scenarios,
         card_testing_start_day=card_testing_start_day,
     )
-    valid = validate_transactions(sim.transactions).valid
-    split = time_split(valid, train_start_day=30, train_days=7, delay_days=7, test_days=3)
-    features = FraudFeatures().fit(split.history, split.history["TX_FRAUD"])
+    valid = typed_transactions(sim.transactions)  # the simulator's output is clean
+    delay = World.DELAY_DAYS
+    split = time_split(valid, train_start_day=30, train_days=7, delay_days=delay, test_days=3)
+    features = kit.build_features(delay).fit(split.history, split.history["TX_FRAUD"])
     world = World(sim, split, features, None)
     world.model = HistGradientBoostingClassifier(
         max_iter=max_iter, max_leaf_nodes=15, random_state=0
@@ -75,15 +92,26 @@ def make_world(seed=5, n_days=50, scenarios=(1, 2, 3), card_testing_start_day=No
 
 
 @pytest.fixture(scope="session")
-def world():
+def world(fraud_kit):
     """300 cards over 50 days; train days 30-36, 7-day delay, scoring days 44-46."""
-    return make_world()
+    return make_world(kit=fraud_kit)
 
 
-def register_world_model(world, workspace, name="fraud_detection", metrics=None):
-    """Log and register ``world.model`` as ``name@champion`` in ``workspace``'s MLflow store."""
+def warm_state(kit, state_dir, history, delay_days=World.DELAY_DAYS) -> int:
+    """Warm-start the kit's online state in ``state_dir`` with ``history``; rows added."""
+    online = kit.entry("online").open(Path(state_dir) / "state.sqlite", delay_days)
+    try:
+        return online.warm_start(history)
+    finally:
+        online.store.close()
+
+
+def register_world_model(world, workspace, name="fraud_detection", metrics=None, kit=None):
+    """Log and register ``world.model`` as ``name@champion`` in ``workspace``'s MLflow store, and
+    warm-start the served state (where ``fullcycle serve`` looks for it) with the history."""
     from fullcycle import tracking
-    from fullcycle.serving import FeatureState, service_paths
+    from fullcycle.kit import Kit
+    from fullcycle.serving import service_paths
     from fullcycle.spec import find_project
 
     exp = tracking.setup_tracking(workspace, name)
@@ -96,8 +124,10 @@ def register_world_model(world, workspace, name="fraud_detection", metrics=None)
         tags={"data_fingerprint": tracking.data_fingerprint(world.split.history)},
     )
     tracking.register_champion(uri, name, run_id)
-    state_path, _ = service_paths(find_project(name, search_root=REPO), workspace)
-    FeatureState(state_path).warm_start(world.split.history)
+    spec = find_project(name, search_root=REPO)
+    assert spec.data.split.delay_days == World.DELAY_DAYS, "the world's delay is the project's"
+    state_path, _ = service_paths(spec, workspace)
+    warm_state(kit or Kit(KIT_DIR), state_path.parent, world.split.history)
     return run_id
 
 

@@ -43,6 +43,14 @@ class ServiceProcess:
         self.args, self.url = list(args), url.rstrip("/")
         self.log_path = Path(log_path) if log_path else None
         self.env = {**os.environ, **(env or {})}
+        # MLflow writes the last tracking URI it was given into os.environ; a server must
+        # find its own workspace's store, not inherit the parent's last one.
+        from fullcycle import tracking
+
+        if self.env.get("MLFLOW_TRACKING_URI") == tracking._SET_BY_US.get("uri") and not (
+            env and "MLFLOW_TRACKING_URI" in env
+        ):
+            self.env.pop("MLFLOW_TRACKING_URI", None)
         self.cwd = cwd
         self.proc: subprocess.Popen | None = None
 

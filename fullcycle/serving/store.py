@@ -99,6 +99,15 @@ class WindowStore:
         ]
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            tables = {
+                r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and "events" not in tables:
+                self.db.close()
+                raise ConfigError(
+                    f"{self.path} is another SQLite file (tables {sorted(tables)}), not a window "
+                    "store; give the store its own file"
+                )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             for statement in schema:
@@ -150,7 +159,8 @@ class WindowStore:
     def add_many(self, rows: Iterable[tuple], labels: Iterable | None = None) -> int:
         """Store ``(event_id, t, keys, value)`` rows in one transaction, skipping known ids.
 
-        ``labels``, if given, holds one 0/1/None per row. Returns the rows added.
+        ``labels``, if given, holds one 0/1/None per row; a known id's label is updated
+        (a later history knows more). Returns the rows added.
         """
         rows = [self._row(i, t, k, v, None) for i, t, k, v in rows]
         before = self.count()

@@ -283,7 +283,8 @@ class FraudService:
 
 
 def _error(status: int, field: str, msg: str) -> HTTPException:
-    return HTTPException(status, detail=[{"loc": ["body", *field.split(".")], "msg": msg}])
+    loc = ["body", *(int(p) if p.isdigit() else p for p in field.split("."))]
+    return HTTPException(status, detail=[{"loc": loc, "msg": msg}])
 
 
 def get_service(request: Request) -> FraudService:
