@@ -6,7 +6,13 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: demo test lab lint format bench clean
+.PHONY: demo test lab lint format bench clean system
+
+# Debian packages, as package:command. bubblewrap is the grader's sandbox.
+SYSTEM_PACKAGES := bubblewrap:bwrap
+
+system:
+	@sh tools/system-packages.sh $(SYSTEM_PACKAGES)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +23,7 @@ $(STAMP): pyproject.toml
 # Train and register the champion, show what drift costs, then the live half:
 # serve, replay traffic, monitor a clean and a drifted window, retrain, stop;
 # then grade the reference solution on a hidden holdout, as an instructor would.
-demo: $(STAMP)
+demo: system $(STAMP)
 	$(BIN)/fullcycle run --project fraud_detection --workspace workspace --with-drift
 	$(BIN)/fullcycle live --project fraud_detection --workspace workspace
 	@test -f workspace/grading.yaml || $(BIN)/fullcycle grading-config --new workspace/grading.yaml
@@ -25,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/fullcycle grade starter_kits/fraud_detection --project fraud_detection \
 		--config workspace/grading.yaml --out workspace/grade-reference
 
-test: $(STAMP)
+test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
