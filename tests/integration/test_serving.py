@@ -402,3 +402,29 @@ def test_is_the_log_append_only(kit_service, world, tmp_path):
         db.execute("UPDATE predictions SET score = 0")
     assert db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 1
     db.close()
+
+
+def test_packed_forest_gives_the_forest_s_own_probabilities():
+    """Does the fast scorer walk a random forest's trees to predict_proba's numbers, one row
+    and a few at a time, and fall back when asked about a model it cannot pack?"""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from fullcycle.serving.fastpath import Scorer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 6))
+    y = (X[:, 0] + X[:, 1] ** 2 + rng.normal(size=3000) > 1.5).astype(int)
+    forest = RandomForestClassifier(n_estimators=40, min_samples_leaf=3, random_state=0).fit(X, y)
+    scorer = Scorer(forest)
+    assert scorer.fast
+    want = forest.predict_proba(X[:200])[:, 1]
+    got = np.concatenate([scorer.predict(X[i : i + 1]) for i in range(200)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert scorer.check(X[:500]) <= 1e-12 and scorer.fast
+    linear = Scorer(LogisticRegression().fit(X, y))
+    assert not linear.fast
+    np.testing.assert_allclose(
+        linear.predict(X[:5]), linear.model.predict_proba(X[:5])[:, 1], rtol=0, atol=0
+    )
