@@ -44,11 +44,7 @@ class Scorecard:
             out[f"baseline_{name}"] = v
         if self.policy is not None:
             out["policy.net_value"] = self.policy.net_value
-            out["policy.value_vs_top_k"] = (
-                self.policy.net_value / self.value.net_value
-                if self.value.net_value > 0
-                else float("nan")
-            )
+            out["policy.value_vs_top_k"] = self.policy.gain_over(self.value, self.oracle)
             out["policy.share_of_oracle"] = self.policy.share_of(self.oracle)
         return {k: float(v) for k, v in out.items()}
 

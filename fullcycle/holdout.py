@@ -8,6 +8,14 @@ everything the grader needs to score them; they never enter a submission's
 sandbox. ``batches`` are unlabelled inputs for the monitoring probe, under
 neutral names, with the name of the drifted one kept apart.
 
+``stages`` holds the hidden inputs of the stage probes, each with the answer
+the grader keeps: a messy export with its faulty rows (:class:`ContractCase`),
+a history cut for the leakage check (:class:`LeakageCase`), a day to replay
+online (:class:`ParityCase`) and served traffic whose ranking held or decayed
+(:class:`DecayCase`). They are drawn from the history only (labels a learner
+already has) or from the unlabelled scoring rows: no scoring-window label is
+ever written where learner code runs.
+
 Builders are registered by ``data.source``: the fraud simulator (driven by a
 seed the grader keeps secret) and plain files.
 """
@@ -25,7 +33,16 @@ import pandas as pd
 from fullcycle.exceptions import ConfigError, DataError
 from fullcycle.spec import ProjectSpec
 
-__all__ = ["Holdout", "build_holdout", "register_holdout_builder", "frame_fingerprint"]
+__all__ = [
+    "ContractCase",
+    "DecayCase",
+    "Holdout",
+    "LeakageCase",
+    "ParityCase",
+    "build_holdout",
+    "frame_fingerprint",
+    "register_holdout_builder",
+]
 
 
 def frame_fingerprint(*frames: pd.DataFrame) -> str:
@@ -38,6 +55,70 @@ def frame_fingerprint(*frames: pd.DataFrame) -> str:
 
 
 @dataclass
+class ContractCase:
+    """A hidden messy export and what a data contract should make of it.
+
+    Attributes
+    ----------
+    raw : DataFrame
+        The export as it arrives (text amounts, mixed time zones, duplicates...).
+    expected : DataFrame
+        One row per ``TRANSACTION_ID`` of ``raw``: ``copies`` (rows with that id in
+        ``raw``), ``keep`` (1 if one copy must be kept as valid, 0 if every copy must
+        be quarantined), ``kind`` (the fault, ``""`` for a good row) and the true
+        values of a kept row (``TX_DATETIME``, ``TX_AMOUNT``, ``CUSTOMER_ID``,
+        ``TERMINAL_ID``, ``TX_CHANNEL``).
+    labelled : bool
+        Whether the export carries labels.
+    """
+
+    raw: pd.DataFrame
+    expected: pd.DataFrame
+    labelled: bool = True
+
+
+@dataclass
+class LeakageCase:
+    """A labelled history, its last rows, and later labelled rows, for the leakage check.
+
+    ``rows`` are the last days of ``history``; their features must not change
+    when the labels at or after ``flip_from`` are flipped (they are younger
+    than the delay for every row) or when ``future`` rows are appended.
+    """
+
+    history: pd.DataFrame
+    rows: pd.DataFrame
+    future: pd.DataFrame
+    flip_from: pd.Timestamp
+    delay_days: int
+    label: str = "TX_FRAUD"
+
+
+@dataclass
+class ParityCase:
+    """A labelled history and one later day of unlabelled rows in arrival order."""
+
+    history: pd.DataFrame
+    day: pd.DataFrame
+    delay_days: int
+    label: str = "TX_FRAUD"
+
+
+@dataclass
+class DecayCase:
+    """Served traffic with scores: a reference window and current windows under neutral names.
+
+    Every window has ``TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID,
+    TX_AMOUNT, score, TX_FRAUD`` (NaN where the label has not arrived yet).
+    In ``decayed`` the served model's ranking fell apart; the others held.
+    """
+
+    reference: pd.DataFrame
+    windows: dict[str, pd.DataFrame]
+    decayed: str
+
+
+@dataclass
 class Holdout:
     history: pd.DataFrame
     features: pd.DataFrame
@@ -46,6 +127,7 @@ class Holdout:
     drifted_batch: str | None = None
     reference_batch: str | None = None
     info: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         return frame_fingerprint(self.history, self.features, self.labels)
@@ -93,18 +175,25 @@ def _check_hidden(spec: ProjectSpec, h: Holdout) -> None:
 
 def _fraud_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) -> Holdout:
     """Simulate the project's world with the secret seed; the spec's split decides the window."""
-    from fullcycle.run import at_scale, load_data, prepare
+    import inspect
+
+    from fullcycle.data.splits import time_split
+    from fullcycle.run import at_scale, load_data
 
     data = spec.data.model_copy(update={"seed": int(seed)})
-    secret = spec.model_copy(update={"data": data})
+    secret = at_scale(spec.model_copy(update={"data": data}), scale)
     raw = load_data(secret, scale=scale)
-    prep = prepare(at_scale(secret, scale), raw)
-    split = prep.split
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(1)[0])
+    raw = raw.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable").reset_index(drop=True)
+    s = secret.data.split
+    accepted = inspect.signature(time_split).parameters
+    split = time_split(raw, **{k: v for k, v in s.model_dump().items() if k in accepted})
+    streams = np.random.SeedSequence(int(seed)).spawn(2)
+    rng = np.random.default_rng(streams[0])
     history = split.history.reset_index(drop=True)
     labels = split.test.reset_index(drop=True)
     features = _hide(spec, labels, rng)
     batches, drifted, reference = _fraud_batches(spec, history, labels, rng)
+    stages = _fraud_stages(spec, history, labels, s.delay_days, np.random.default_rng(streams[1]))
     return Holdout(
         history,
         features,
@@ -113,6 +202,7 @@ def _fraud_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) -> Hol
         drifted,
         reference,
         info={"source": "fraud_simulator", "scale": scale, "rows": len(labels)},
+        stages=stages,
     )
 
 
@@ -144,6 +234,149 @@ def _fraud_batches(spec, history, scoring, rng):
         names[1]: drifted.reset_index(drop=True),
     }
     return batches, names[1], "reference"
+
+
+#: Raw columns of a transaction as a service sees it.
+_RAW = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"]
+#: Faults of :func:`fullcycle.data.make_messy` that a contract must repair (the row stays valid,
+#: with its true values); the others (``MessReport.FAULTY``) make a row faulty.
+_REPAIRABLE = {"amount_strings", "mixed_timezones", "category_spellings", "late_labels"}
+
+
+def _last_days(frame: pd.DataFrame, min_rows: int, max_days: int) -> pd.DataFrame:
+    """The last whole days of ``frame`` holding at least ``min_rows`` rows (at most ``max_days``)."""
+    days = frame["TX_TIME_DAYS"].to_numpy()
+    last = int(days.max())
+    per_day = frame.groupby("TX_TIME_DAYS").size()
+    n = 1
+    while n < max_days and per_day.loc[last - n + 1 : last].sum() < min_rows:
+        n += 1
+    return frame[days > last - n].reset_index(drop=True)
+
+
+def _fraud_stages(spec, history, scoring, delay, rng) -> dict:
+    """The hidden inputs of the stage probes (see :class:`Holdout`)."""
+    return {
+        "contract": _contract_case(history, rng),
+        "leakage": _leakage_case(history, delay),
+        "parity": _parity_case(history, scoring, delay),
+        "decay": _decay_case(history, rng),
+    }
+
+
+def _contract_case(history, rng) -> ContractCase:
+    """A messy export of the last days of the history, with every fault of the messiness layer."""
+    from fullcycle.data.messiness import MESS_KINDS, MessReport, make_messy
+
+    faulty = set(getattr(MessReport, "FAULTY", ("missing", "exact_duplicates", "near_duplicates")))
+    clean = _last_days(history, 5_000, 30).head(20_000)
+    raw, report = make_messy(clean, rate=0.01, seed=int(rng.integers(2**31)))
+    raw = _as_export(raw)
+    ids = raw["TRANSACTION_ID"].to_numpy()
+    copies = pd.Series(ids).value_counts()
+    expected = pd.DataFrame({"TRANSACTION_ID": copies.index.to_numpy(np.int64)})
+    expected["copies"] = copies.to_numpy()
+    expected["keep"] = 1
+    expected["kind"] = ""
+    index = pd.Index(expected["TRANSACTION_ID"])
+    for kind in MESS_KINDS:
+        hit = np.asarray(report.rows.get(kind, []), dtype=np.int64)
+        at = index.get_indexer(hit)
+        at = at[at >= 0]
+        if kind in faulty:
+            expected.loc[at, "kind"] = kind
+            if kind != "exact_duplicates":  # an exact copy: one of the two is the good row
+                expected.loc[at, "keep"] = 0
+        elif kind not in _REPAIRABLE:
+            expected.loc[at, "kind"] = f"unjudged:{kind}"
+    truth = clean.set_index("TRANSACTION_ID")
+    cols = ["TX_DATETIME", "TX_AMOUNT", "CUSTOMER_ID", "TERMINAL_ID", "TX_CHANNEL"]
+    values = truth.reindex(expected["TRANSACTION_ID"])[[c for c in cols if c in truth]]
+    expected = pd.concat([expected, values.reset_index(drop=True)], axis=1)
+    if "TX_CHANNEL" in expected:
+        expected["TX_CHANNEL"] = expected["TX_CHANNEL"].astype("string")
+    return ContractCase(raw.reset_index(drop=True), expected, labelled=True)
+
+
+def _as_export(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns holding values of several types (numbers and text) as text, as a CSV export has them.
+
+    A table file cannot hold a column of mixed types; text is what such a
+    column is when the bank's export is read without guessing.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if col.dtype != object:
+            continue
+        kinds = {type(v) for v in col.dropna().tolist()}
+        if len(kinds) > 1:
+            out[name] = col.map(lambda v: v if v is None or v is pd.NA or v != v else str(v))
+    return out
+
+
+def _leakage_case(history, delay: int) -> LeakageCase:
+    """History up to ``delay + 1`` days before its end; its last days; the days after as future."""
+    days = history["TX_TIME_DAYS"].to_numpy()
+    end = int(days.max()) - delay - 1
+    span = 30 + delay + 8  # the longest window of the handbook's features, with room
+    past = history[(days > end - span) & (days <= end)].reset_index(drop=True)
+    future = history[days > end].reset_index(drop=True)
+    rows = _last_days(past, 2_000, 3).head(5_000)
+    flip_from = pd.Timestamp(past["TX_DATETIME"].max()).normalize() - pd.Timedelta(days=delay - 1)
+    return LeakageCase(past, rows, future, flip_from, int(delay))
+
+
+def _parity_case(history, scoring, delay: int) -> ParityCase:
+    """The first scoring day, unlabelled, after the history's last 45 days."""
+    days = history["TX_TIME_DAYS"].to_numpy()
+    past = history[days > int(days.max()) - 45].reset_index(drop=True)
+    first = int(scoring["TX_TIME_DAYS"].min())
+    day = scoring[scoring["TX_TIME_DAYS"] == first][_RAW + ["TX_TIME_SECONDS", "TX_TIME_DAYS"]]
+    day = day.sort_values(["TX_DATETIME", "TRANSACTION_ID"], kind="stable")
+    return ParityCase(past, day.head(3_000).reset_index(drop=True), int(delay))
+
+
+def _served_scores(y: np.ndarray, separation: float, rng) -> np.ndarray:
+    """Scores of a served model: a fraud's log-odds are ``separation`` higher (AUC ~ Phi(sep/sqrt 2))."""
+    z = rng.normal(size=y.size) + separation * y
+    return 1.0 / (1.0 + np.exp(-(z - 4.0)))
+
+
+def _decay_case(history, rng) -> DecayCase:
+    """Two weeks of served traffic as the reference; the same traffic replayed two weeks later.
+
+    The current windows replay the reference's transactions 14 days later
+    (new ids), so that the only thing that differs is the served model: in the
+    held window it ranks exactly as before (the same scores), in the decayed
+    one it separates frauds far worse (AUC about 0.6 instead of 0.9). A week's
+    money is noisy (which frauds a team of k happens to catch); replaying the
+    same transactions keeps that noise out of the verdict. Each current window
+    ends with one more day whose labels have not arrived yet (NaN).
+    """
+    days = history["TX_TIME_DAYS"].to_numpy()
+    last = int(days.max())
+    ref = history[(days > last - 14) & (days <= last)].reset_index(drop=True)
+    y = ref["TX_FRAUD"].to_numpy(dtype=float)
+    reference = ref[_RAW].copy()
+    reference["score"] = _served_scores(y, 1.8, rng)
+    reference["TX_FRAUD"] = y
+    shift = int(history["TRANSACTION_ID"].max()) + 1
+    replay = reference.copy()
+    replay["TRANSACTION_ID"] = replay["TRANSACTION_ID"] + shift
+    replay["TX_DATETIME"] = replay["TX_DATETIME"] + pd.Timedelta(days=14)
+    # One more day whose labels have not arrived yet (the first day again, 28 days on).
+    fresh = reference[(ref["TX_TIME_DAYS"] == last - 13).to_numpy()].copy()
+    fresh["TRANSACTION_ID"] = fresh["TRANSACTION_ID"] + 2 * shift
+    fresh["TX_DATETIME"] = fresh["TX_DATETIME"] + pd.Timedelta(days=28)
+    fresh["TX_FRAUD"] = np.nan
+    decayed = replay.copy()
+    decayed["score"] = _served_scores(y, 0.35, rng)
+    held = pd.concat([replay, fresh], ignore_index=True)
+    decayed = pd.concat([decayed, fresh], ignore_index=True)
+    names = ["window_a", "window_b"]
+    rng.shuffle(names)
+    return DecayCase(reference, {names[0]: held, names[1]: decayed}, names[1])
 
 
 def _files(spec: ProjectSpec, seed: int, scale: str, path) -> Holdout:

@@ -9,7 +9,9 @@ writes one with a fresh 128-bit seed) and is read by ``fullcycle grade``::
     limits: {cell_timeout_s: 600, run_timeout_s: 1800, memory_mb: 8192, ...}
     service: {enabled: true, ready_timeout_s: 60, requests: 200}
     monitoring: {enabled: true}
+    stages: {enabled: true, timeout_s: 300}   # the stage probes (contract, features, ...)
     results_store: results.sqlite   # relative to this file
+    cache_dir: cache                # the reference's figures per secret seed, beside this file
     holdout_dir: null               # for projects whose data are files: history, score, labels
 """
 
@@ -68,6 +70,13 @@ class MonitoringProbeConfig(_Strict):
     timeout_s: float = Field(120, gt=0)
 
 
+class StagesProbeConfig(_Strict):
+    """The stage probes: the learner's contract, features, policy, decay check and rule."""
+
+    enabled: bool = True
+    timeout_s: float = Field(300, gt=0)
+
+
 class ArchiveConfig(_Strict):
     max_bytes: int = Field(200_000_000, ge=1000)
     max_files: int = Field(2000, ge=1)
@@ -81,8 +90,11 @@ class GradingConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     service: ServiceProbeConfig = ServiceProbeConfig()
     monitoring: MonitoringProbeConfig = MonitoringProbeConfig()
+    stages: StagesProbeConfig = StagesProbeConfig()
     archive: ArchiveConfig = ArchiveConfig()
     results_store: str = "results.sqlite"
+    #: Where the reference solution's figures per secret seed are cached (beside the config).
+    cache_dir: str = "cache"
     holdout_dir: str | None = None
 
     #: Folder of the config file; relative paths are resolved against it.

@@ -1,10 +1,20 @@
 """Grade one submission: an ordered list of small steps driven by the project spec.
 
 prepare → execute → collect → validate → score → probe service → probe
-monitoring → rubric → report → store. Each step is a function of a
-:class:`Job`; it records its time and outcome and never lets a submission's
-fault escape as an exception. Labels stay in this (trusted) process; the
-sandbox sees the job folder only: the notebook, its inputs, its outputs.
+monitoring (drift, decay) → probe the stages (data contract, leakage,
+parity, decision policy, retraining) → reference → rubric → report → store.
+
+Each step is a function of a :class:`Job`; it records its time and outcome
+and never lets a submission's fault escape as an exception. Labels stay in
+this (trusted) process; the sandbox sees the job folder only: the notebook,
+its inputs, its outputs, and each stage probe's inputs.
+
+Ordering constraints (:data:`NEEDS`): a step that needs the submission is
+skipped when ``prepare`` rejected it; a step that needs predictions (the
+scorecard, the service, the decision policy, the reference comparison) is
+skipped when they are missing or invalid. Every other stage probe runs
+whatever the notebook did, so each stage is graded on its own. ``rubric``,
+``report`` and ``store`` always run.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from grading.config import GradingConfig
 from grading.errors import SubmissionError
 from grading.sandbox import Sandbox
 
-__all__ = ["Job", "STEPS", "RESULT_SCHEMA", "grade"]
+__all__ = ["Job", "NEEDS", "STEPS", "RESULT_SCHEMA", "grade"]
 
 RESULT_SCHEMA = "fullcycle.grading.result/1"
 PACKAGES = ("fullcycle", "numpy", "pandas", "scikit-learn", "papermill", "nbclient", "fastapi")
@@ -50,6 +60,9 @@ class Job:
     unmeasured: dict = field(default_factory=dict)
     service: dict | None = None
     monitoring: dict | None = None
+    stages: dict = field(default_factory=dict)  # probe name -> StageResult.as_dict()
+    disabled: dict = field(default_factory=dict)  # figure prefix -> why the config turned it off
+    reference: dict | None = None  # the reference kit's figures on this hidden world
     rubric: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     status: str = "graded"
@@ -120,12 +133,13 @@ def prepare(job: Job) -> None:
         job.fail("rejected", str(exc))
         job.unmeasured[""] = f"the submission was rejected ({exc})"
         raise _Stop from None
-    job.holdout = build_holdout(
-        job.spec,
-        job.config.seed_int,
-        job.config.scale,
-        job.config.path(job.config.holdout_dir),
-    )
+    if job.holdout is None:
+        job.holdout = build_holdout(
+            job.spec,
+            job.config.seed_int,
+            job.config.scale,
+            job.config.path(job.config.holdout_dir),
+        )
     job.data_dir.mkdir()
     job.holdout.history.to_parquet(job.train_path, index=False)
     job.holdout.features.to_parquet(job.score_path, index=False)
@@ -220,9 +234,12 @@ def probe_service(job: Job) -> None:
     """Start the learner's service in the sandbox and measure it."""
     from grading.probes import ServiceContract, probe_service
 
-    svc = job.spec.service or {}
-    if not job.config.service.enabled or "contract" not in svc:
-        job.unmeasured["service"] = "the service probe is off for this grading"
+    svc = _block(job.spec.service)
+    if not job.config.service.enabled:
+        job.disabled["service"] = "the service probe is off for this grading"
+        return
+    if not svc.get("contract"):
+        job.unmeasured["service"] = "the project has no service contract to probe"
         return
     if not (job.model_dir.is_dir() and job.validation is not None and job.validation.ok):
         job.unmeasured["service"] = "no model folder and valid predictions to serve"
@@ -240,7 +257,7 @@ def probe_service(job: Job) -> None:
         job.service = probe_service(
             sandbox,
             job.kit_dir,
-            svc.get("app", "service:create_app"),
+            _entry(job, "service", svc.get("app")),
             ServiceContract(**svc["contract"]),
             {
                 "FULLCYCLE_PROJECT": job.spec.name,
@@ -271,38 +288,165 @@ def probe_service(job: Job) -> None:
 
 def probe_monitoring(job: Job) -> None:
     """Run the learner's drift check on a hidden faulty batch and a hidden ordinary one."""
-    from grading.probes import probe_monitoring
+    from grading.stages import probe_flags
 
-    mon = job.spec.monitoring or {}
-    h = job.holdout
-    if not job.config.monitoring.enabled or "check" not in mon or not h.batches:
-        job.unmeasured["monitoring"] = "the monitoring probe is off for this grading"
+    names = ("monitoring.flags_drift", "monitoring.quiet_on_clean")
+    if not _wanted(job, names):
         return
-    sandbox = Sandbox(job.job_dir, job.config.limits.to_limits(), job.config.sandbox)
+    if not job.config.monitoring.enabled:
+        _disable(job, names, "the monitoring probe is off for this grading")
+        return
+    h = job.holdout
+    if not h.batches or h.drifted_batch is None:
+        _unmeasured(job, names, "the hidden data of this project has no monitoring batches")
+        return
+    current = {n: b for n, b in h.batches.items() if n != h.reference_batch}
+    result = probe_flags(
+        _runner(job, job.config.monitoring.timeout_s),
+        "drift",
+        _entry(job, "drift", _block(job.spec.monitoring).get("check")),
+        h.batches[h.reference_batch],
+        current,
+        h.drifted_batch,
+        "drift",
+        names,
+        ("the batch with an upstream fault", "an ordinary batch"),
+    )
+    _record(job, "drift", result)
+    job.monitoring = {
+        "flags_drift": result.metrics.get(names[0]),
+        "quiet_on_clean": result.metrics.get(names[1]),
+        "problems": result.problems,
+    }
+
+
+def probe_decay(job: Job) -> None:
+    """Run the learner's decay check on hidden served traffic whose ranking held or decayed."""
+    from grading.stages import probe_flags
+
+    names = ("monitoring.flags_decay", "monitoring.quiet_on_stable")
+    if not _wanted(job, names):
+        return
+    if not job.config.monitoring.enabled:
+        _disable(job, names, "the monitoring probe is off for this grading")
+        return
+    case = _case(job, "decay", names)
+    if case is None:
+        return
+    result = probe_flags(
+        _runner(job, job.config.monitoring.timeout_s),
+        "decay",
+        _entry(job, "decay"),
+        case.reference,
+        case.windows,
+        case.decayed,
+        "decay",
+        names,
+        ("the window whose ranking decayed", "a window whose performance held"),
+        value=_value_spec(job),
+    )
+    _record(job, "decay", result)
+
+
+def probe_contract(job: Job) -> None:
+    """The learner's data contract on a hidden messy export."""
+    from grading.stages import probe_contract as probe
+
+    names = ("contract.faulty_quarantined", "contract.good_kept")
+    case = _stage_case(job, "contract", names)
+    if case is not None:
+        _record(job, "contract", probe(_runner(job), case, _entry(job, "contract")))
+
+
+def probe_leakage(job: Job) -> None:
+    """The learner's features on a hidden history, with young labels flipped and future rows."""
+    from grading.stages import probe_leakage as probe
+
+    case = _stage_case(job, "leakage", ("features.leakage_free",))
+    if case is not None:
+        _record(job, "leakage", probe(_runner(job), case, _entry(job, "features")))
+
+
+def probe_parity(job: Job) -> None:
+    """The learner's online features on a replayed hidden day against the offline ones."""
+    from grading.stages import probe_parity as probe
+
+    case = _stage_case(job, "parity", ("features.parity",))
+    if case is not None:
+        result = probe(_runner(job), case, _entry(job, "features"), _entry(job, "online"))
+        _record(job, "parity", result)
+
+
+def probe_policy(job: Job) -> None:
+    """The learner's review priority on their own predictions: value against top-k and oracle."""
+    from grading.stages import probe_policy as probe
+
+    names = ("policy.value_vs_top_k", "policy.share_of_oracle")
+    if not _wanted(job, names, relations=True) or not _stages_on(job, names):
+        return
     try:
-        job.monitoring = probe_monitoring(
-            sandbox,
-            job.kit_dir,
-            mon["check"],
-            h.batches,
-            h.reference_batch,
-            h.drifted_batch,
-            job.config.monitoring.timeout_s,
-        )
-    finally:
-        sandbox.close()
-    job.metrics["monitoring.flags_drift"] = job.monitoring["flags_drift"]
-    job.metrics["monitoring.quiet_on_clean"] = job.monitoring["quiet_on_clean"]
-    if job.monitoring["problems"] and not any(
-        (job.monitoring["flags_drift"], job.monitoring["quiet_on_clean"])
-    ):
-        job.unmeasured["monitoring"] = "; ".join(job.monitoring["problems"])
+        from fullcycle.metrics.business import review_candidates  # noqa: F401
+    except ImportError:
+        _unmeasured(job, names, "this project's value model has no review candidates")
+        return
+    p = job.spec.prediction
+    labels = job.holdout.labels
+    result = probe(
+        _runner(job),
+        labels,
+        job.scores,
+        _value_spec(job),
+        _entry(job, "policy"),
+        [p.label_column, *p.hidden_columns],
+    )
+    _record(job, "policy", result)
+
+
+def probe_retraining(job: Job) -> None:
+    """The learner's promotion rule on hidden champion/challenger cases."""
+    from grading.stages import probe_retraining as probe
+    from grading.stages import promotion_cases
+
+    names = ("retraining.correct_decisions",)
+    if not _wanted(job, names) or not _stages_on(job, names):
+        return
+    cases = promotion_cases(job.config.seed_int, 0.05, job.spec.gate.min_roc_auc)
+    _record(job, "retraining", probe(_runner(job), cases, _entry(job, "promotion")))
+
+
+def reference(job: Job) -> None:
+    """Figures relative to the reference kit's on the same hidden world (``<figure>.vs_reference``)."""
+    from grading.reference import RELATION, reference_figures, relative_figures
+
+    wanted = [c.metric for c in job.spec.rubric if c.metric.endswith("." + RELATION)]
+    if not wanted:
+        return
+    try:
+        job.reference = reference_figures(job)
+    except Exception as exc:  # the grader's own kit failed: say so, never blame the learner
+        why = f"the reference kit could not be graded on this hidden world ({exc})"
+        job.fail("grader_error", why)
+        _unmeasured(job, wanted, why)
+        (job.work / "reference.traceback.txt").write_text(traceback.format_exc())
+        return
+    figures, reasons = relative_figures(job.metrics, job.reference["figures"], wanted)
+    job.metrics.update(figures)
+    job.unmeasured.update(reasons)
 
 
 def rubric(job: Job) -> None:
     from grading.rubric import apply_rubric
 
-    job.rubric = apply_rubric(job.spec.rubric, job.metrics, job.unmeasured)
+    # A probe the config turns off is "not measured" even when an earlier stop skipped its step.
+    cfg = job.config
+    for section, on in (("service", cfg.service.enabled), ("monitoring", cfg.monitoring.enabled)):
+        if not on:
+            job.disabled.setdefault(section, f"the {section} probe is off for this grading")
+    stages = getattr(cfg, "stages", None)
+    if stages is not None and not getattr(stages, "enabled", True):
+        for section in ("contract", "features", "policy", "retraining"):
+            job.disabled.setdefault(section, "the stage probes are off for this grading")
+    job.rubric = apply_rubric(job.spec.rubric, job.metrics, job.unmeasured, job.disabled)
 
 
 def report(job: Job) -> None:
@@ -320,6 +464,104 @@ def store(job: Job) -> None:
     ResultsStore(path).add(job.result)
 
 
+# ---- helpers of the probe steps ---------------------------------------------------------
+
+
+def _block(part) -> dict:
+    """A spec block as a dict, typed (pydantic) or not."""
+    if part is None:
+        return {}
+    if hasattr(part, "model_dump"):
+        return part.model_dump()
+    return dict(part)
+
+
+def _entry(job: Job, stage: str, named: str | None = None) -> str:
+    """The kit's entry point of ``stage`` (``module:attribute``), as the spec names it."""
+    from fullcycle.kit import DEFAULT_STAGES
+
+    kit = job.spec.kit
+    if callable(getattr(kit, "entry", None)):
+        return kit.entry(stage)
+    return named or (getattr(kit, "stages", None) or {}).get(stage) or DEFAULT_STAGES[stage]
+
+
+def _wanted(job: Job, names, relations: bool = False) -> bool:
+    """Whether a rubric line measures one of ``names`` (else the probe need not run)."""
+    used = {c.metric for c in job.spec.rubric}
+    if relations:
+        used |= {m.rpartition(".")[0] for m in used}
+    return bool(used & set(names))
+
+
+def _unmeasured(job: Job, names, reason: str) -> None:
+    for n in names:
+        job.unmeasured[n] = reason
+
+
+def _disable(job: Job, names, reason: str) -> None:
+    for n in names:
+        job.disabled[n] = reason
+
+
+def _stages_on(job: Job, names) -> bool:
+    """The stage probes are on unless the grading config turns them off."""
+    if not job.config.stages.enabled:
+        _disable(job, names, "the stage probes are off for this grading")
+        return False
+    return True
+
+
+def _case(job: Job, name: str, names):
+    case = (getattr(job.holdout, "stages", None) or {}).get(name)
+    if case is None:
+        _unmeasured(job, names, f"the hidden data of this project has no {name} case")
+    return case
+
+
+def _stage_case(job: Job, name: str, names):
+    if not _wanted(job, names) or not _stages_on(job, names):
+        return None
+    return _case(job, name, names)
+
+
+def _value_spec(job: Job) -> dict:
+    from fullcycle.run import at_scale
+
+    bv = at_scale(job.spec, job.config.scale).business_value
+    return {"model": bv.model, "params": dict(bv.params)}
+
+
+def _runner(job: Job, timeout: float | None = None):
+    """``run(name, task, entries, inputs, params)``: one stage run in a fresh sandbox of the job."""
+    from grading.harness import run_stage
+
+    limit = timeout or job.config.stages.timeout_s
+
+    def run(name, task, entries, inputs, params):
+        return run_stage(
+            job.job_dir,
+            lambda: Sandbox(job.job_dir, job.config.limits.to_limits(), job.config.sandbox),
+            job.kit_dir,
+            name,
+            task,
+            entries,
+            inputs,
+            params,
+            timeout=limit,
+            env={"FULLCYCLE_PROJECT": job.spec.name},
+            log=job.work / f"stage-{name}.log",
+        )
+
+    return run
+
+
+def _record(job: Job, name: str, result) -> None:
+    job.metrics.update(result.metrics)
+    job.unmeasured.update(result.unmeasured)
+    job.stages[name] = result.as_dict()
+
+
 STEPS = [
     ("prepare", prepare),
     ("execute", execute),
@@ -328,11 +570,37 @@ STEPS = [
     ("score", score),
     ("probe_service", probe_service),
     ("probe_monitoring", probe_monitoring),
+    ("probe_decay", probe_decay),
+    ("probe_contract", probe_contract),
+    ("probe_leakage", probe_leakage),
+    ("probe_parity", probe_parity),
+    ("probe_policy", probe_policy),
+    ("probe_retraining", probe_retraining),
+    ("reference", reference),
     ("rubric", rubric),
     ("report", report),
     ("store", store),
 ]
-_ALWAYS = {"rubric", "report", "store"}
+#: What each step needs: ``submission`` (``prepare`` accepted it) or ``predictions`` (and
+#: ``validate`` accepted the predictions). Steps not listed always run.
+NEEDS = {
+    "execute": "submission",
+    "collect": "submission",
+    "validate": "submission",
+    "score": "predictions",
+    "probe_service": "predictions",
+    "probe_monitoring": "submission",
+    "probe_decay": "submission",
+    "probe_contract": "submission",
+    "probe_leakage": "submission",
+    "probe_parity": "submission",
+    "probe_policy": "predictions",
+    "probe_retraining": "submission",
+    "reference": "predictions",
+}
+#: A step that stops (or fails) takes away what it provides from the steps after it.
+_PROVIDES = {"prepare": {"submission", "predictions"}, "validate": {"predictions"}}
+_PROVIDES |= {"execute": {"predictions"}, "collect": {"predictions"}, "score": {"predictions"}}
 
 
 # ---- result ----------------------------------------------------------------------------
@@ -393,6 +661,8 @@ def build_result(job: Job) -> dict:
             if job.service is None
             else {k: val for k, val in job.service.items() if k != "latency_ms"},
             "monitoring": job.monitoring,
+            "stages": job.stages,
+            "reference": job.reference,
             "isolation": job.sandbox.isolation if job.sandbox else None,
             "provenance": {
                 "submission": {"name": job.submission.name, "sha256": job.submission_sha256},
@@ -408,6 +678,35 @@ def build_result(job: Job) -> dict:
             "submission": {"name": job.submission.name, "sha256": job.submission_sha256},
         }
     )
+
+
+def run_steps(job: Job, steps, progress=None) -> None:
+    """Run ``steps`` in order on ``job``; a stopped or failed step skips what needs its output."""
+    missing: set[str] = set()
+    for name, fn in steps:
+        need = NEEDS.get(name)
+        if need in missing:
+            job.steps.append({"step": name, "status": "skipped", "seconds": 0.0})
+            continue
+        t = time.perf_counter()
+        status = "ok"
+        try:
+            fn(job)
+        except _Stop:
+            missing |= _PROVIDES.get(name, set())
+            status = "stopped"
+        except Exception as exc:
+            missing |= _PROVIDES.get(name, set())
+            status = "error"
+            job.fail("grader_error", f"step {name} failed: {type(exc).__name__}: {exc}")
+            (job.work / f"{name}.traceback.txt").write_text(traceback.format_exc())
+            if name in ("report", "store"):
+                raise
+        job.steps.append(
+            {"step": name, "status": status, "seconds": round(time.perf_counter() - t, 3)}
+        )
+        if progress:
+            progress(name, status)
 
 
 def grade(
@@ -430,31 +729,8 @@ def grade(
     job_dir.mkdir()
     job = Job(spec, config, Path(submission), out_dir, work / "private", job_dir)
     job.work.mkdir()
-    stopped = False
     try:
-        for name, fn in STEPS:
-            if stopped and name not in _ALWAYS:
-                job.steps.append({"step": name, "status": "skipped", "seconds": 0.0})
-                continue
-            t = time.perf_counter()
-            status = "ok"
-            try:
-                fn(job)
-            except _Stop:
-                stopped = True
-                status = "stopped"
-            except Exception as exc:
-                stopped = True
-                status = "error"
-                job.fail("grader_error", f"step {name} failed: {type(exc).__name__}: {exc}")
-                (job.work / f"{name}.traceback.txt").write_text(traceback.format_exc())
-                if name in ("report", "store"):
-                    raise
-            job.steps.append(
-                {"step": name, "status": status, "seconds": round(time.perf_counter() - t, 3)}
-            )
-            if progress:
-                progress(name, status)
+        run_steps(job, STEPS, progress)
         return job.result
     finally:
         if job.sandbox is not None:

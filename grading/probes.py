@@ -1,17 +1,16 @@
-"""Probes of what a submission leaves running: its service and its drift check.
+"""The service probe: the learner's app, started in the sandbox and measured from outside.
 
-Both run learner code inside the job's sandbox and judge it from outside.
 The service is started with uvicorn on a Unix socket in the job folder; the
 probe checks readiness within a deadline, the contract the spec declares,
 consistency with the offline predictions, that bad input gets a 4xx and never
 a 5xx, and latency; then the whole process tree is killed and checked gone.
-The drift check is called on hidden batches (one with an upstream fault, one
-ordinary) and must flag exactly the faulty one.
+The other stages (drift and decay checks, data contract, features, policy,
+retraining rule) are probed by :mod:`grading.stages` through
+:mod:`grading.harness`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from grading.sandbox import Sandbox
 
-__all__ = ["ServiceContract", "probe_monitoring", "probe_service"]
+__all__ = ["ServiceContract", "probe_service"]
 
 
 class ServiceContract(BaseModel):
@@ -273,112 +272,3 @@ def _check_latency(client, c, rows, n, out):
     if errors:
         out["problems"].append(f"{errors} of {len(times)} single requests failed")
         out["p99_ms"] = float("inf") if errors > len(times) // 10 else out["p99_ms"]
-
-
-_RUNNER = r"""
-import importlib, json, sys
-import pandas as pd
-kit, target, ref_path, out_path = sys.argv[1:5]
-pairs = sys.argv[5:]
-sys.path.insert(0, kit)
-result = {}
-try:
-    module, name = target.split(":")
-    check = getattr(importlib.import_module(module), name)
-except Exception as exc:
-    check = None
-    load_error = f"cannot import {target}: {type(exc).__name__}: {exc}"
-reference = pd.read_parquet(ref_path)
-for label, path in zip(pairs[0::2], pairs[1::2]):
-    if check is None:
-        result[label] = {"drift": None, "error": load_error[:300]}
-        continue
-    try:
-        r = check(reference.copy(), pd.read_parquet(path))
-        drift = r.get("drift") if isinstance(r, dict) else r
-        if isinstance(drift, bool):
-            result[label] = {"drift": drift, "error": None}
-        else:
-            result[label] = {"drift": None, "error": "the check must return {'drift': True or False}"}
-    except NotImplementedError:
-        result[label] = {"drift": None, "error": "not implemented yet"}
-    except Exception as exc:
-        result[label] = {"drift": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
-with open(out_path, "w") as f:
-    json.dump(result, f)
-"""
-
-
-def probe_monitoring(
-    sandbox: Sandbox,
-    kit_dir: Path,
-    target: str,
-    batches: dict[str, pd.DataFrame],
-    reference: str,
-    drifted: str,
-    timeout: float,
-) -> dict:
-    """Run the learner's drift check on each non-reference batch; score flag and silence."""
-    folder = sandbox.job_dir / "monitoring"
-    folder.mkdir(exist_ok=True)
-    sandbox.chown_for_sandbox(folder)
-    paths = {}
-    for name, frame in batches.items():
-        paths[name] = folder / f"{name}.parquet"
-        frame.to_parquet(paths[name], index=False)
-    result_path = folder / "result.json"
-    args = [str(kit_dir), target, str(paths[reference]), str(result_path)]
-    for name in batches:
-        if name != reference:
-            args += [name, str(paths[name])]
-    cmd = sandbox.wrap([sys.executable, "-c", _RUNNER, *args])
-    out: dict = {"problems": []}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        sandbox.kill_all((proc.pid,))
-        proc.wait()
-        out["problems"].append(f"the drift check took longer than {timeout:.0f} s")
-        err = b""
-    sandbox.kill_all()
-    verdicts: dict = {}
-    if (
-        result_path.is_file()
-        and not result_path.is_symlink()
-        and result_path.stat().st_size < 100_000
-    ):
-        try:
-            verdicts = json.loads(result_path.read_text())
-        except (ValueError, UnicodeDecodeError):
-            verdicts = {}
-    elif not out["problems"]:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
-        out["problems"].append(
-            "the drift check wrote no verdict" + (f": {tail[0][:200]}" if tail else "")
-        )
-    clean = [n for n in batches if n not in (reference, drifted)]
-
-    def verdict(name):
-        v = verdicts.get(name) if isinstance(verdicts, dict) else None
-        if not isinstance(v, dict):
-            return None, "no verdict"
-        d = v.get("drift")
-        return (d if isinstance(d, bool) else None), (
-            str(v.get("error"))[:300] if v.get("error") else None
-        )
-
-    d_flag, d_err = verdict(drifted)
-    out["flags_drift"] = 1.0 if d_flag is True else 0.0
-    out["quiet_on_clean"] = 1.0 if all(verdict(n)[0] is False for n in clean) else 0.0
-    for err_text in [d_err, *[verdict(n)[1] for n in clean]]:
-        if err_text:
-            out["problems"].append(f"drift check on a batch: {err_text}")
-    if d_flag is False:
-        out["problems"].append("the batch with an upstream fault was not flagged")
-    if any(verdict(n)[0] is True for n in clean):
-        out["problems"].append("an ordinary batch was flagged as drift")
-    out["problems"] = sorted(set(out["problems"]), key=out["problems"].index)
-    return out

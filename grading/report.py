@@ -12,6 +12,24 @@ import numpy as np
 
 __all__ = ["write_reports", "format_scorecard"]
 
+_STAGE_TITLES = {
+    "contract": "Data contract",
+    "leakage": "Features: leakage",
+    "parity": "Features: online and offline parity",
+    "policy": "Decision policy",
+    "decay": "Monitoring: performance decay",
+    "retraining": "Retraining rule",
+}
+#: Figures of the reference solution a learner sees beside theirs.
+_REFERENCE_SHOWN = (
+    "roc_auc",
+    "average_precision",
+    "card_precision@100",
+    "share_of_oracle",
+    "value_vs_baseline",
+    "policy.share_of_oracle",
+)
+
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
@@ -105,13 +123,16 @@ def format_scorecard(result: dict) -> str:
     iso = result.get("isolation") or {}
     if iso.get("reduced"):
         lines.append("  ! ISOLATION REDUCED: " + "; ".join(iso.get("reasons", [])))
-    lines.append(f"  {'check':<22}{'value':>12}{'bar':>10}{'points':>12}")
+    lines.append(f"  {'check':<26}{'value':>12}{'bar':>10}{'points':>12}")
     for line in result["rubric"]:
         v = line["value"]
         vs = "-" if v is None else f"{v:.3f}"
-        lines.append(
-            f"  {line['id']:<22}{vs:>12}{line['bar']:>10g}{line['points']:>7g}/{line['max_points']:g}"
+        pts = (
+            "not measured"
+            if line.get("passed") is None and not line["max_points"]
+            else f"{line['points']:g}/{line['max_points']:g}"
         )
+        lines.append(f"  {line['id']:<26}{vs:>12}{line['bar']:>10g}{pts:>12}")
     return "\n".join(lines)
 
 
@@ -123,9 +144,11 @@ def _markdown(result: dict) -> str:
     out += ["| check | value | bar | points |", "|---|---|---|---|"]
     for line in result["rubric"]:
         v = "-" if line["value"] is None else f"{line['value']:.3f}"
-        out.append(
-            f"| {line['id']} | {v} | {line['bar']:g} | {line['points']:g} / {line['max_points']:g} |"
-        )
+        if line.get("passed") is None and not line["max_points"]:
+            pts = "not measured"
+        else:
+            pts = f"{line['points']:g} / {line['max_points']:g}"
+        out.append(f"| {line['id']} | {v} | {line['bar']:g} | {pts} |")
     lost = [line for line in result["rubric"] if line.get("feedback")]
     if lost:
         out += ["", "## Where points were lost and how to win them", ""]
@@ -137,6 +160,22 @@ def _markdown(result: dict) -> str:
         probe = result.get(key) or {}
         if probe.get("problems"):
             out += ["", f"## {title} problems", ""] + [f"- {p}" for p in probe["problems"]]
+    for name, probe in (result.get("stages") or {}).items():
+        if name == "drift":
+            continue  # shown under Monitoring
+        if probe.get("problems"):
+            out += ["", f"## {_STAGE_TITLES.get(name, name)}: what to look at", ""]
+            out += [f"- {p}" for p in probe["problems"][:8]]
+    ref = result.get("reference") or {}
+    if ref.get("figures"):
+        shown = [k for k in _REFERENCE_SHOWN if k in ref["figures"]]
+        if shown:
+            out += ["", "## The reference solution on the same hidden world", ""]
+            out += ["| figure | reference | yours |", "|---|---|---|"]
+            mine = result.get("metrics") or {}
+            for k in shown:
+                yours = "-" if mine.get(k) is None else f"{mine[k]:.3f}"
+                out.append(f"| {k} | {ref['figures'][k]:.3f} | {yours} |")
     iso = result.get("isolation") or {}
     if iso.get("reduced"):
         out += ["", "> Isolation was reduced for this run: " + "; ".join(iso["reasons"])]
@@ -164,7 +203,8 @@ def write_reports(job) -> None:
     ]
     import markdown_it
 
-    body.append(markdown_it.MarkdownIt("commonmark").enable("table").render(md))
+    # Learner text (problems echo what their code returned) is never HTML: html off escapes it.
+    body.append(markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table").render(md))
     for title, png in plots:
         body.append(
             f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"

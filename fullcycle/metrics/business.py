@@ -64,6 +64,14 @@ class ValueReport:
     def times(self, baseline: ValueReport) -> float:
         return self.net_value / baseline.net_value if baseline.net_value > 0 else float("nan")
 
+    def gain_over(self, other: ValueReport, oracle: ValueReport) -> float:
+        """What this earns beyond ``other``, as a share of the oracle's value.
+
+        0 means as good as ``other``, 0.1 means ten points of the achievable value
+        more. Unlike a ratio it stays meaningful when ``other`` loses money.
+        """
+        return (self.net_value - other.net_value) / (abs(oracle.net_value) or 1.0)
+
 
 def review_candidates(
     frame: pd.DataFrame,

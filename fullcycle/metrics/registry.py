@@ -261,14 +261,18 @@ for _name, _text in {
     "contract.faulty_quarantined": "share of the hidden export's faulty rows quarantined",
     "contract.good_kept": "share of the hidden export's good rows kept as valid",
     "features.leakage_free": (
-        "1 if the features of earlier rows do not change when later labels are flipped and "
-        "future rows appended, else 0"
+        "share of earlier rows whose features do not change when labels younger than the delay "
+        "are flipped and future rows appended"
     ),
     "features.parity": (
-        "share of a replayed hidden day whose online features and scores equal the offline ones"
+        "share of a replayed hidden day whose online features equal the offline ones "
+        "(scores: service.consistency)"
     ),
     "policy.net_value": "net value of the daily reviews the decision policy chose",
-    "policy.value_vs_top_k": "net value of the daily reviews divided by a fixed top-k's",
+    "policy.value_vs_top_k": (
+        "net value of the policy's reviews minus a fixed top-k's, as a share of the oracle's "
+        "(0 = as good as top-k)"
+    ),
     "policy.share_of_oracle": "net value of the daily reviews as a share of the oracle's",
     "monitoring.flags_decay": (
         "1 if the decay check flags a hidden window whose performance fell, else 0"

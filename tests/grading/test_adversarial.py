@@ -309,7 +309,10 @@ def test_bad_predictions_are_reported_with_counts_and_examples(
     r = _grade(ranking_env, tmp_path, monkeypatch, _kit(tmp_path, cells))
     assert r["status"] == "invalid_predictions"
     assert any(expected in p for p in r["validation"]["problems"]), r["validation"]
-    assert r["score"]["points"] == 0
+    # What needs the predictions earns nothing; the drift check is a stage of its own.
+    for line in r["rubric"]:
+        if not line["metric"].startswith("monitoring."):
+            assert line["points"] == 0 and "predictions are invalid" in line["feedback"], line
 
 
 # ---- bad notebooks and archives --------------------------------------------------------

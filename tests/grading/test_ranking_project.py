@@ -52,3 +52,23 @@ def test_grading_twice_gives_the_same_result(ranking_env, tmp_path):
     for key in ("submission", "data_fingerprint", "spec_sha256", "seed_sha256", "packages"):
         assert pa[key] == pb[key]
     assert [s["step"] for s in pa["steps"]][:3] == ["prepare", "execute", "collect"]
+
+
+def test_a_probe_the_config_turns_off_is_not_measured_and_weighs_nothing(ranking_env, tmp_path):
+    spec, config_path, _ = ranking_env
+    cfg = load_config(config_path)
+    cfg = cfg.model_copy(
+        update={
+            "service": cfg.service.model_copy(update={"enabled": False}),
+            "monitoring": cfg.monitoring.model_copy(update={"enabled": False}),
+        }
+    )
+    kit = ranking.write_kit(tmp_path / "kit")
+    result = grade(kit, spec, cfg, tmp_path / "out")
+    off = [r for r in result["rubric"] if r["metric"].split(".")[0] in ("service", "monitoring")]
+    assert len(off) == 5
+    for line in off:
+        assert line["max_points"] == 0 and line["passed"] is None and not line["measured"]
+        assert line["feedback"].startswith("not measured: the ") and "is off" in line["feedback"]
+    assert result["score"] == {"points": 4.0, "max_points": 4.0}  # ndcg and lift, all earned
+    assert "not measured" in (tmp_path / "out" / "feedback.md").read_text()

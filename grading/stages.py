@@ -1,0 +1,609 @@
+"""Stage probes: each stage of a learner's system, run in the sandbox on hidden data, judged here.
+
+Every probe takes a ``run`` callable (:func:`grading.harness.run_stage` bound
+to the job: ``run(name, task, entries, inputs, params)``) and the hidden case
+of :mod:`fullcycle.holdout`, and returns a :class:`StageResult`: the figures
+it measured (named as in :mod:`fullcycle.metrics.registry`), the problems a
+learner can act on, and, when nothing could be measured, why. A stage is
+judged on its own: a kit whose service does not start still earns the points
+of its features.
+
+=============== ============================== ==========================================
+probe           figures                        hidden input
+=============== ============================== ==========================================
+contract        ``contract.faulty_quarantined`` a messy export, faults at known rows
+                ``contract.good_kept``
+leakage         ``features.leakage_free``      a history, its last rows, later rows
+parity          ``features.parity``            a history and one day replayed online
+policy          ``policy.value_vs_top_k``      the learner's scores on the scoring window
+                ``policy.share_of_oracle``
+flags (drift,   ``monitoring.flags_*``         a reference batch and named batches
+decay)          ``monitoring.quiet_on_*``
+retraining      ``retraining.correct_decisions`` champion/challenger cases from the seed
+=============== ============================== ==========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from grading.harness import OutputError, StageRun
+
+__all__ = [
+    "StageResult",
+    "probe_contract",
+    "probe_flags",
+    "probe_leakage",
+    "probe_parity",
+    "probe_policy",
+    "probe_retraining",
+    "promotion_cases",
+]
+
+#: Features equal within this tolerance are "unchanged" (leakage) or "equal" (parity).
+LEAKAGE_TOL = 1e-9
+PARITY_RTOL = 1e-7
+PARITY_ATOL = 1e-9
+#: What the service (and so the online features) receives of a transaction.
+RAW_COLUMNS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT"]
+
+
+@dataclass
+class StageResult:
+    """What one stage probe measured.
+
+    Attributes
+    ----------
+    metrics : dict
+        Figures by registered name.
+    problems : list of str
+        What a learner should look at (shown in the feedback).
+    unmeasured : dict
+        Figure name -> why it has no value.
+    details : dict
+        Counts and examples for ``result.json``.
+    """
+
+    metrics: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    unmeasured: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    def none(self, names, reason: str) -> StageResult:
+        for n in names:
+            self.unmeasured[n] = reason
+        return self
+
+    def as_dict(self) -> dict:
+        return {
+            "metrics": dict(self.metrics),
+            "problems": list(self.problems),
+            "unmeasured": dict(self.unmeasured),
+            **self.details,
+        }
+
+
+def _stopped(run: StageRun) -> str | None:
+    """Why a run gave no usable answer at all (timeout, no result, the learner's own error)."""
+    return run.reason() if (run.result is None or run.error) else None
+
+
+def _unique_problems(items: list[str]) -> list[str]:
+    return sorted(set(items), key=items.index)
+
+
+# ---- data contract ---------------------------------------------------------------------
+
+
+def probe_contract(run, case, entry: str) -> StageResult:
+    """The learner's data contract on a hidden messy export: faults quarantined, good rows kept.
+
+    ``contract.good_kept`` is the share of good rows (repairable faults
+    included) kept exactly once with their true values. ``contract.faulty_quarantined``
+    is the share of faulty row copies quarantined with a reason, minus the
+    share of good rows that did not make it to ``valid`` (so that
+    quarantining everything earns nothing).
+    """
+    names = ("contract.faulty_quarantined", "contract.good_kept")
+    cols = [c for c in ("TRANSACTION_ID", *case.expected.columns) if c in case.raw.columns]
+    r = run(
+        "contract",
+        "contract",
+        {"validate": entry},
+        {"raw": case.raw},
+        {"labelled": case.labelled, "columns": list(dict.fromkeys(cols))},
+    )
+    out = StageResult()
+    why = _stopped(r)
+    if why:
+        return out.none(names, f"the data contract gave no result: {why}")
+    try:
+        valid = r.table("valid")
+        quarantine = r.table("quarantine")
+    except OutputError as exc:
+        return out.none(names, f"the data contract's output cannot be read: {exc}")
+    for col, dtype in ((r.result or {}).get("untyped") or {}).items():
+        out.problems.append(
+            f"the valid frame's {col} holds {dtype} values, not parsed ones: parse it "
+            "(numbers for ids and amounts, naive UTC datetime64 for TX_DATETIME)"
+        )
+    e = case.expected.set_index("TRANSACTION_ID")
+    e = e[~e["kind"].astype(str).str.startswith("unjudged")]
+    if "TRANSACTION_ID" not in valid.columns:
+        return out.none(names, "the valid frame has no TRANSACTION_ID column")
+    vid = pd.to_numeric(valid["TRANSACTION_ID"], errors="coerce")
+    valid_n = vid.value_counts().reindex(e.index).fillna(0).astype(int)
+    reasons = quarantine["QUARANTINE_REASON"].astype(str).str.strip()
+    qid = pd.to_numeric(quarantine["TRANSACTION_ID"], errors="coerce")
+    with_reason = qid[reasons.str.len() > 0].value_counts().reindex(e.index).fillna(0)
+    without_reason = int((reasons.str.len() == 0).sum())
+
+    # Good rows: kept exactly once, with the true values.
+    good = e[e["keep"] == 1]
+    once = valid.assign(_id=vid).drop_duplicates("_id", keep=False).set_index("_id")
+    ok = valid_n.reindex(good.index) == 1
+    wrong_value: dict[str, int] = {}
+    examples: list[str] = []
+    for col in ("TX_DATETIME", "TX_AMOUNT", "CUSTOMER_ID", "TERMINAL_ID", "TX_CHANNEL"):
+        if col not in good.columns:
+            continue
+        if col not in once.columns:
+            out.problems.append(f"the valid frame has no {col} column")
+            ok &= False
+            continue
+        got = once[col].reindex(good.index)
+        want = good[col]
+        if col == "TX_DATETIME":
+            same = got.dt.floor("s") == pd.to_datetime(want).dt.floor("s")
+        elif col == "TX_AMOUNT":
+            same = (got - want.astype(float)).abs() <= 0.005
+        elif col == "TX_CHANNEL":
+            same = got.astype("string").str.strip().str.lower() == want.astype("string")
+        else:
+            same = got == want.astype(float)
+        same = same.fillna(False).astype(bool)
+        bad = ok & ~same
+        if bad.any():
+            wrong_value[col] = int(bad.sum())
+            raw = case.raw.set_index("TRANSACTION_ID")
+            for tid in bad[bad].index[:2]:
+                sent = raw.loc[[tid], col].iloc[0] if col in raw.columns else None
+                examples.append(
+                    f"TRANSACTION_ID {tid}: {col} {_text(sent)} became {_text(got.loc[tid])}, "
+                    f"expected {_text(want.loc[tid])}"
+                )
+        ok &= same
+    lost = good.index[valid_n.reindex(good.index).to_numpy() == 0]
+    out.metrics["contract.good_kept"] = float(ok.mean()) if len(ok) else float("nan")
+
+    # Faulty copies: quarantined with a reason (and not leaked into valid).
+    units = (e["copies"] - e["keep"]).clip(lower=0)
+    faulty = e[units > 0]
+    leaked = valid_n.reindex(faulty.index) > faulty["keep"]
+    caught = np.minimum(with_reason.reindex(faulty.index), units.reindex(faulty.index))
+    caught = caught.where(~leaked, 0)
+    share = float(caught.sum() / units.sum()) if units.sum() else float("nan")
+    lost_share = len(lost) / len(good) if len(good) else 0.0
+    out.metrics["contract.faulty_quarantined"] = max(0.0, share - lost_share)
+
+    by_kind = {}
+    for kind, g in faulty.groupby("kind"):
+        c = caught.reindex(g.index)
+        by_kind[str(kind)] = f"{int(c.sum())}/{int(units.reindex(g.index).sum())}"
+        missed = g.index[(c < units.reindex(g.index)).to_numpy()]
+        if len(missed):
+            out.problems.append(
+                f"{len(missed)} row(s) with the fault {kind!r} were not quarantined with a "
+                f"reason, e.g. TRANSACTION_ID {', '.join(str(i) for i in missed[:3])}"
+            )
+    if len(lost):
+        kinds = good.loc[lost, "kind"].replace("", "no fault").value_counts().to_dict()
+        out.problems.append(
+            f"{len(lost)} good row(s) did not reach the valid frame ({kinds}), e.g. "
+            f"TRANSACTION_ID {', '.join(str(i) for i in lost[:3])}"
+        )
+    for col, n in wrong_value.items():
+        out.problems.append(f"{n} kept row(s) have a wrong {col} after repair")
+    out.problems += examples[:4]
+    if without_reason:
+        out.problems.append(f"{without_reason} quarantined row(s) have no QUARANTINE_REASON")
+    total = int(len(case.raw))
+    seen = int(len(valid) + len(quarantine))
+    if seen < total:
+        out.problems.append(
+            f"{total - seen} of {total} rows are neither valid nor quarantined: dropped silently"
+        )
+    out.details = {
+        "rows": total,
+        "valid_rows": int(len(valid)),
+        "quarantined_rows": int(len(quarantine)),
+        "faults_caught": by_kind,
+        "good_rows": int(len(good)),
+        "good_rows_kept": int(ok.sum()),
+    }
+    out.problems = _unique_problems(out.problems)
+    return out
+
+
+def _text(value, n: int = 60) -> str:
+    try:
+        t = repr(value.item() if hasattr(value, "item") else value)
+    except Exception:
+        t = f"<{type(value).__name__}>"
+    return t if len(t) <= n else t[: n - 3] + "..."
+
+
+# ---- features: leakage and parity ------------------------------------------------------
+
+
+def _equal_rows(a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: float) -> tuple:
+    """Per row, whether every shared column is equal; and per column, how many rows differ."""
+    cols = [c for c in a.columns if c in b.columns]
+    x = a[cols].to_numpy(dtype=float)
+    y = b[cols].to_numpy(dtype=float)
+    same = np.isclose(x, y, rtol=rtol, atol=atol, equal_nan=True)
+    return same.all(axis=1), dict(zip(cols, (~same).sum(axis=0).tolist(), strict=True))
+
+
+_VARIANTS = {
+    "flipped_labels": "with the labels younger than the delay flipped",
+    "future_rows": "with later rows appended to the rows transformed",
+    "future_history": "with later labelled rows appended to the history fitted on",
+}
+
+
+def probe_leakage(run, case, entry: str) -> StageResult:
+    """Features of earlier rows under flipped young labels and appended future rows.
+
+    ``features.leakage_free`` is the share of rows whose features are the same
+    (within 1e-9) in every variant as in the base run.
+    """
+    name = "features.leakage_free"
+    r = run(
+        "leakage",
+        "leakage",
+        {"build": entry},
+        {"history": case.history, "rows": case.rows, "future": case.future},
+        {
+            "delay_days": case.delay_days,
+            "label": case.label,
+            "flip_from": pd.Timestamp(case.flip_from).isoformat(),
+        },
+    )
+    out = StageResult()
+    why = _stopped(r)
+    errors = (r.result or {}).get("errors") or {}
+    if why or "base" in errors:
+        return out.none([name], f"the features gave no result: {why or errors['base']}")
+    try:
+        base = r.table("base")
+    except OutputError as exc:
+        return out.none([name], f"the features' output cannot be read: {exc}")
+    n = len(case.rows)
+    if len(base) != n:
+        return out.none([name], f"transform returned {len(base)} rows for {n}")
+    unchanged = np.ones(n, dtype=bool)
+    changed = {}
+    for variant, words in _VARIANTS.items():
+        if variant in errors:
+            unchanged[:] = False
+            out.problems.append(f"the features fail {words}: {errors[variant]}")
+            continue
+        try:
+            other = r.table(variant)
+        except OutputError as exc:
+            unchanged[:] = False
+            out.problems.append(f"no features {words}: {exc}")
+            continue
+        if list(other.columns) != list(base.columns) or len(other) != n:
+            unchanged[:] = False
+            out.problems.append(f"{words}, transform returned other columns or rows")
+            continue
+        same, per_col = _equal_rows(base, other, LEAKAGE_TOL, LEAKAGE_TOL)
+        unchanged &= same
+        if not same.all():
+            worst = sorted((c for c in per_col if per_col[c]), key=lambda c: -per_col[c])[:3]
+            changed[variant] = int((~same).sum())
+            out.problems.append(
+                f"{words}, the features of {int((~same).sum())} of {n} earlier rows changed "
+                f"(most in {', '.join(worst)}): they use information not yet known at that time"
+            )
+    out.metrics[name] = float(unchanged.mean())
+    out.details = {"rows": n, "changed_rows": changed}
+    return out
+
+
+def probe_parity(run, case, build_entry: str, online_entry: str) -> StageResult:
+    """Online features of a replayed day against the offline transformer's, row by row."""
+    name = "features.parity"
+    r = run(
+        "parity",
+        "parity",
+        {"build": build_entry, "online": online_entry},
+        {"history": case.history, "day": case.day},
+        {"delay_days": case.delay_days, "label": case.label, "raw_columns": RAW_COLUMNS},
+    )
+    out = StageResult()
+    why = _stopped(r)
+    errors = (r.result or {}).get("errors") or {}
+    if why:
+        return out.none([name], f"the parity run gave no result: {why}")
+    for side in ("offline", "online"):
+        if side in errors:
+            return out.none([name], f"the {side} features gave no result: {errors[side]}")
+    try:
+        offline, online = r.table("offline"), r.table("online")
+    except OutputError as exc:
+        return out.none([name], f"the parity run's output cannot be read: {exc}")
+    n = len(case.day)
+    if len(online) != n or len(offline) != n:
+        return out.none([name], f"got {len(offline)} offline and {len(online)} online rows for {n}")
+    missing = [c for c in offline.columns if c not in online.columns]
+    same, per_col = _equal_rows(offline, online, PARITY_RTOL, PARITY_ATOL)
+    if missing:
+        same[:] = False
+        out.problems.append(f"the online features lack {missing[:5]}")
+    out.metrics[name] = float(same.mean())
+    ids = case.day["TRANSACTION_ID"].to_numpy()
+    for col in sorted((c for c in per_col if per_col[c]), key=lambda c: -per_col[c])[:3]:
+        i = int(
+            np.flatnonzero(~np.isclose(offline[col], online[col], PARITY_RTOL, PARITY_ATOL, True))[
+                0
+            ]
+        )
+        out.problems.append(
+            f"{col} differs online on {per_col[col]} of {n} rows, e.g. TRANSACTION_ID {ids[i]}: "
+            f"online {online[col].iloc[i]!r}, offline {offline[col].iloc[i]!r}"
+        )
+    out.details = {"rows": n, "differing_rows": int((~same).sum())}
+    return out
+
+
+# ---- decision policy -------------------------------------------------------------------
+
+
+def probe_policy(run, frame: pd.DataFrame, scores, value: dict, entry: str, hidden) -> StageResult:
+    """The learner's review priority on their own scores: net value against top-k and the oracle.
+
+    ``policy.value_vs_top_k`` is (policy - fixed top-k) / |oracle|: 0 means as
+    good as reviewing the top k every day. ``policy.share_of_oracle`` is the
+    policy's net value over the oracle's.
+    """
+    from fullcycle.metrics.business import get_value_model, review_candidates
+
+    names = ("policy.value_vs_top_k", "policy.share_of_oracle")
+    out = StageResult()
+    value_model = get_value_model(value["model"], **value["params"])
+    candidates = review_candidates(frame, scores)
+    leaked = set(hidden) & set(candidates.columns)
+    if leaked:  # a library change must never hand labels to learner code
+        return out.none(names, f"the candidates hold hidden columns {sorted(leaked)}")
+    r = run(
+        "policy", "priority", {"policy": entry}, {"candidates": candidates}, {"value_model": value}
+    )
+    why = _stopped(r)
+    if why:
+        return out.none(names, f"the review policy gave no result: {why}")
+    try:
+        priority = r.table("priority")["priority"].to_numpy(dtype=float)
+    except (OutputError, KeyError) as exc:
+        return out.none(names, f"the review policy's output cannot be read: {exc}")
+    if priority.size != len(candidates):
+        return out.none(names, f"{priority.size} priorities for {len(candidates)} candidates")
+    mine = value_model.evaluate(frame, scores, priority=priority)
+    top_k = value_model.evaluate(frame, scores)
+    oracle = value_model.evaluate(frame, None)
+    out.metrics["policy.value_vs_top_k"] = mine.gain_over(top_k, oracle)
+    if oracle.net_value > 0:
+        out.metrics["policy.share_of_oracle"] = mine.net_value / oracle.net_value
+    else:
+        out.unmeasured["policy.share_of_oracle"] = "the oracle earns nothing on this window"
+    d = mine.detail
+    out.details = {
+        "net_value": mine.net_value,
+        "top_k_net_value": top_k.net_value,
+        "oracle_net_value": oracle.net_value,
+        "reviews": d.get("reviews"),
+        "top_k_reviews": top_k.detail.get("reviews"),
+        "skipped": int(np.sum(~np.isfinite(priority))),
+    }
+    if mine.net_value < top_k.net_value:
+        out.problems.append(
+            f"your reviews earn {mine.net_value:,.0f}, reviewing the top k by score earns "
+            f"{top_k.net_value:,.0f} ({d.get('reviews')} against {top_k.detail.get('reviews')} "
+            "reviews)"
+        )
+    return out
+
+
+# ---- monitoring: drift and decay -------------------------------------------------------
+
+
+def probe_flags(
+    run,
+    name: str,
+    entry: str,
+    reference: pd.DataFrame,
+    batches: dict[str, pd.DataFrame],
+    flagged: str,
+    key: str,
+    figures: tuple[str, str],
+    words: tuple[str, str],
+    value: dict | None = None,
+) -> StageResult:
+    """A check ``(reference, current[, value]) -> {key: bool}`` on named batches.
+
+    ``figures`` are (flags the ``flagged`` batch, quiet on every other);
+    ``words`` describe the flagged and the quiet batches in problems; ``value``
+    (``{"model": name, "params": {...}}``) is handed to the check as a third
+    argument, the project's business value model.
+    """
+    params = {"key": key, "batches": list(batches)}
+    if value is not None:
+        params["value_model"] = value
+    r = run(name, "flags", {"check": entry}, {"reference": reference, **batches}, params)
+    out = StageResult()
+    why = _stopped(r)
+    if why:
+        return out.none(figures, f"the {key} check gave no result: {why}")
+    verdicts = (r.result or {}).get("verdicts") or {}
+
+    def verdict(b):
+        v = verdicts.get(b) if isinstance(verdicts, dict) else None
+        if not isinstance(v, dict):
+            return None, "no verdict"
+        flag = v.get("flag")
+        return (flag if isinstance(flag, bool) else None), v.get("error")
+
+    hit, err = verdict(flagged)
+    quiet = [b for b in batches if b != flagged]
+    out.metrics[figures[0]] = 1.0 if hit is True else 0.0
+    out.metrics[figures[1]] = 1.0 if all(verdict(b)[0] is False for b in quiet) else 0.0
+    for e in [err, *[verdict(b)[1] for b in quiet]]:
+        if e:
+            out.problems.append(f"{key} check: {str(e)[:300]}")
+    if hit is False:
+        out.problems.append(f"{words[0]} was not flagged")
+    if any(verdict(b)[0] is True for b in quiet):
+        out.problems.append(f"{words[1]} was flagged")
+    if hit is None and all(verdict(b)[0] is None for b in quiet):
+        reason = out.problems[0] if out.problems else "no verdict"
+        out.metrics.clear()
+        return out.none(figures, reason)
+    out.details = {"verdicts": verdicts}
+    out.problems = _unique_problems(out.problems)
+    return out
+
+
+# ---- retraining ------------------------------------------------------------------------
+
+
+def _side(rng, net_value: float, roc_auc: float, rows: int, days: int = 7) -> dict:
+    split = rng.dirichlet(np.full(days, 8.0))
+    per_day = [round(float(net_value * s), 2) for s in split]
+    per_day[-1] = round(float(net_value - sum(per_day[:-1])), 2)
+    return {
+        "net_value": float(round(sum(per_day), 2)),
+        "roc_auc": float(round(roc_auc, 4)),
+        "rows": int(rows),
+        "per_day_net_value": per_day,
+    }
+
+
+def promotion_cases(seed: int, margin: float, min_roc_auc: float) -> list[dict]:
+    """Hidden champion/challenger cases with the right decision (``expected``) and why.
+
+    Promote: more money beyond the margin (also with a slightly lower AUC, and
+    from a money-losing champion). Keep: better AUC but less money; more money
+    inside the margin; more money but an AUC below the gate; a tie.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(3)[2])
+    cases = []
+
+    def add(kind, expected, champ, chall):
+        rows = int(rng.integers(40_000, 70_000))
+        cases.append(
+            {
+                "kind": kind,
+                "expected": expected,
+                "champion": _side(rng, champ[0], champ[1], rows),
+                "challenger": _side(rng, chall[0], chall[1], rows),
+                "margin": margin,
+                "min_roc_auc": min_roc_auc,
+            }
+        )
+
+    def value():
+        return float(rng.uniform(20_000, 80_000))
+
+    def auc():
+        return float(rng.uniform(max(min_roc_auc + 0.05, 0.8), 0.92))
+
+    v, a = value(), auc()
+    add(
+        "more money beyond the margin",
+        True,
+        (v, a),
+        (v * (1 + margin + rng.uniform(0.1, 0.3)), a + rng.uniform(-0.005, 0.02)),
+    )
+    v, a = value(), auc()
+    add(
+        "more money, slightly lower AUC",
+        True,
+        (v, a),
+        (v * (1 + margin + rng.uniform(0.15, 0.3)), a - rng.uniform(0.01, 0.03)),
+    )
+    a = auc()
+    add(
+        "a money-losing champion, a challenger that earns",
+        True,
+        (-rng.uniform(2_000, 8_000), a),
+        (rng.uniform(1_000, 5_000), a + rng.uniform(-0.01, 0.01)),
+    )
+    v, a = value(), auc()
+    add(
+        "better AUC, less money",
+        False,
+        (v, a),
+        (v * (1 - rng.uniform(0.05, 0.2)), a + rng.uniform(0.02, 0.05)),
+    )
+    v, a = value(), auc()
+    add(
+        "more money inside the margin",
+        False,
+        (v, a),
+        (v * (1 + margin * rng.uniform(0.2, 0.8)), a + rng.uniform(0.0, 0.01)),
+    )
+    v, a = value(), auc()
+    add(
+        "more money, AUC below the gate",
+        False,
+        (v, a),
+        (v * (1 + margin + rng.uniform(0.2, 0.5)), min_roc_auc - rng.uniform(0.02, 0.08)),
+    )
+    v, a = value(), auc()
+    add("a tie", False, (v, a), (v, a))
+    # A tie is a tie: the same figures on both sides, to the cent.
+    cases[-1]["challenger"] = dict(cases[-1]["champion"])
+    order = rng.permutation(len(cases))
+    return [cases[i] for i in order]
+
+
+def probe_retraining(run, cases: list[dict], entry: str) -> StageResult:
+    """The learner's promotion rule on hidden cases; the figure is the share decided right."""
+    name = "retraining.correct_decisions"
+    shown = [{k: c[k] for k in ("champion", "challenger", "margin", "min_roc_auc")} for c in cases]
+    r = run("retraining", "decisions", {"rule": entry}, {"cases": shown}, {})
+    out = StageResult()
+    why = _stopped(r)
+    if why:
+        return out.none([name], f"the promotion rule gave no result: {why}")
+    got = (r.result or {}).get("decisions")
+    if not isinstance(got, list) or len(got) != len(cases):
+        return out.none([name], "the promotion rule gave no decision per case")
+    right = 0
+    errors = []
+    for case, d in zip(cases, got, strict=True):
+        d = d if isinstance(d, dict) else {}
+        decision = d.get("promote")
+        if d.get("error"):
+            errors.append(str(d["error"])[:300])
+        if isinstance(decision, bool) and decision == case["expected"]:
+            right += 1
+        elif isinstance(decision, bool):
+            verb = "promoted" if decision else "kept the champion"
+            out.problems.append(
+                f"case '{case['kind']}': your rule {verb} (champion {case['champion']['net_value']:,.0f}"
+                f" / AUC {case['champion']['roc_auc']:.3f}, challenger "
+                f"{case['challenger']['net_value']:,.0f} / AUC {case['challenger']['roc_auc']:.3f}, "
+                f"margin {case['margin']:.0%}, gate {case['min_roc_auc']})"
+            )
+    out.problems = _unique_problems(errors) + out.problems
+    if not right and len(errors) == len(cases):
+        return out.none([name], errors[0])
+    out.metrics[name] = right / len(cases)
+    out.details = {"cases": len(cases), "correct": right}
+    return out

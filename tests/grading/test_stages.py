@@ -1,0 +1,326 @@
+"""Does each stage probe give the reference its points and take them from a kit that is wrong?
+
+Each test runs one probe step of the grading pipeline on a fixture kit (the
+reference kit with one module replaced) against a hidden world of a fixed
+secret seed at tiny scale; no notebook runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kits import KIT, config, decent_scores, fraud_spec, make_kit, prepared_job, run
+
+from grading.rubric import apply_rubric
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The fraud spec (every stage in the rubric) and the hidden world of a fixed seed."""
+    from fullcycle.holdout import build_holdout
+
+    spec = fraud_spec()
+    cfg = config(tmp_path_factory.mktemp("cfg"))
+    return spec, build_holdout(spec, cfg.seed_int, cfg.scale)
+
+
+def _job(world, tmp_path, kit=KIT):
+    spec, holdout = world
+    return prepared_job(spec, config(tmp_path), kit, tmp_path, holdout)
+
+
+def _points(job, metric: str) -> tuple[float, float]:
+    checks = [c for c in job.spec.rubric if c.metric == metric]
+    line = apply_rubric(checks, job.metrics, job.unmeasured, job.disabled)[0]
+    return line["points"], line["max_points"]
+
+
+def _full(job, metric):
+    got, most = _points(job, metric)
+    return got == most and most > 0
+
+
+# ---- the reference earns every stage point ---------------------------------------------
+
+
+@pytest.mark.integration
+def test_the_reference_kit_passes_every_stage_probe(world, tmp_path):
+    job = _job(world, tmp_path)
+    job.scores = decent_scores(job.holdout.labels)
+    run(
+        job,
+        "probe_monitoring",
+        "probe_decay",
+        "probe_contract",
+        "probe_leakage",
+        "probe_parity",
+        "probe_policy",
+        "probe_retraining",
+    )
+    wanted = [
+        "monitoring.flags_drift",
+        "monitoring.quiet_on_clean",
+        "monitoring.flags_decay",
+        "monitoring.quiet_on_stable",
+        "contract.faulty_quarantined",
+        "contract.good_kept",
+        "features.leakage_free",
+        "features.parity",
+        "policy.value_vs_top_k",
+        "retraining.correct_decisions",
+    ]
+    for metric in wanted:
+        assert _full(job, metric), (metric, job.metrics.get(metric), job.stages)
+    assert job.metrics["features.parity"] == 1.0 and job.metrics["features.leakage_free"] == 1.0
+    assert not [s for s in job.steps if s["status"] != "ok"], job.steps
+
+
+# ---- data contract ---------------------------------------------------------------------
+
+QUARANTINE_EVERYTHING = """
+from types import SimpleNamespace
+
+def validate_export(raw, labelled=True):
+    return SimpleNamespace(valid=raw.iloc[:0], quarantine=raw.assign(QUARANTINE_REASON="no"))
+"""
+
+KEEP_EVERYTHING = """
+from types import SimpleNamespace
+
+def validate_export(raw, labelled=True):
+    return SimpleNamespace(valid=raw, quarantine=raw.iloc[:0].assign(QUARANTINE_REASON=""))
+"""
+
+
+@pytest.mark.integration
+def test_a_contract_that_quarantines_everything_loses_the_contract_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", replace={"contract": QUARANTINE_EVERYTHING})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_contract")
+    assert job.metrics["contract.faulty_quarantined"] == 0.0
+    assert job.metrics["contract.good_kept"] == 0.0
+    assert _points(job, "contract.faulty_quarantined")[0] == 0
+    assert _points(job, "contract.good_kept")[0] == 0
+    assert any("did not reach the valid frame" in p for p in job.stages["contract"]["problems"])
+
+
+@pytest.mark.integration
+def test_a_contract_that_keeps_the_raw_export_loses_the_contract_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", replace={"contract": KEEP_EVERYTHING})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_contract")
+    assert job.metrics["contract.faulty_quarantined"] == 0.0
+    assert job.metrics["contract.good_kept"] < 0.5
+    problems = " ".join(job.stages["contract"]["problems"])
+    assert "not parsed" in problems and "'missing' were not quarantined" in problems
+
+
+# ---- features: leakage and parity ------------------------------------------------------
+
+LEAKY_FEATURES = """
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+FEATURES = ["TX_AMOUNT", "TERMINAL_RISK"]
+
+
+class TerminalRate(TransformerMixin, BaseEstimator):
+    # The share of fraud per terminal over the whole history: labels younger than the delay too.
+    def __init__(self, delay_days=7):
+        self.delay_days = delay_days
+
+    def fit(self, X, y):
+        y = pd.Series(np.asarray(y, dtype=float), index=X.index)
+        self.rate_ = y.groupby(X["TERMINAL_ID"].to_numpy()).mean()
+        return self
+
+    def transform(self, X):
+        return pd.DataFrame(
+            {
+                "TX_AMOUNT": X["TX_AMOUNT"].to_numpy(dtype=float),
+                "TERMINAL_RISK": X["TERMINAL_ID"].map(self.rate_).fillna(0.0).to_numpy(),
+            },
+            index=X.index,
+        )
+
+
+def build_features(delay_days):
+    return TerminalRate(delay_days)
+"""
+
+PLAIN_FEATURES = LEAKY_FEATURES.replace(
+    'X["TERMINAL_ID"].map(self.rate_).fillna(0.0).to_numpy()', "0.0"
+)
+
+
+@pytest.mark.integration
+def test_leaky_features_lose_the_leakage_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", replace={"features": LEAKY_FEATURES})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_leakage")
+    assert job.metrics["features.leakage_free"] < 0.5
+    assert _points(job, "features.leakage_free")[0] == 0
+    problems = " ".join(job.stages["leakage"]["problems"])
+    assert "labels younger than the delay flipped" in problems and "TERMINAL_RISK" in problems
+
+
+@pytest.mark.integration
+def test_features_without_labels_keep_the_leakage_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", replace={"features": PLAIN_FEATURES})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_leakage")
+    assert job.metrics["features.leakage_free"] == 1.0
+
+
+ROUNDED_ONLINE = """
+class _RoundedOnline(OnlineFeatures):
+    # A service that formats its features to two decimals: the model sees other numbers.
+    def features(self, tx):
+        return {k: round(v, 2) for k, v in super().features(tx).items()}
+
+
+OnlineFeatures = _RoundedOnline
+"""
+
+
+@pytest.mark.integration
+def test_online_features_that_differ_lose_the_parity_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", append={"features": ROUNDED_ONLINE})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_parity")
+    assert job.metrics["features.parity"] < 0.5
+    assert _points(job, "features.parity")[0] == 0
+    problems = job.stages["parity"]["problems"]
+    assert problems and "AVG_AMOUNT" in " ".join(problems) and "online" in problems[0]
+
+
+# ---- decision policy -------------------------------------------------------------------
+
+WORST_FIRST = """
+import numpy as np
+
+
+def review_priority(candidates, value):
+    return -candidates["score"].to_numpy(dtype=float)
+"""
+
+
+@pytest.mark.integration
+def test_a_policy_that_reviews_the_lowest_scores_loses_the_policy_point(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", replace={"policy": WORST_FIRST})
+    job = _job(world, tmp_path, kit)
+    job.scores = decent_scores(job.holdout.labels)
+    run(job, "probe_policy")
+    assert job.metrics["policy.value_vs_top_k"] < -0.05
+    assert _points(job, "policy.value_vs_top_k")[0] == 0
+    assert "reviewing the top k by score earns" in job.stages["policy"]["problems"][0]
+
+
+# ---- monitoring ------------------------------------------------------------------------
+
+NUMPY_BOOL_DRIFT = """
+import numpy as np
+
+
+def check_drift(reference, current):
+    # Natural numpy comparisons: the verdict is a numpy.bool_, not a bool.
+    amounts = np.median(current["TX_AMOUNT"]) > 1.5 * np.median(reference["TX_AMOUNT"])
+    unseen = np.mean(~current["TERMINAL_ID"].isin(reference["TERMINAL_ID"])) > 0.1
+    return {"drift": amounts | unseen}
+"""
+
+STRING_DRIFT = """
+def check_drift(reference, current):
+    return {"drift": "yes"}
+"""
+
+NEVER_DECAYS = """
+def check_decay(reference, current, value):
+    return {"decay": False, "reasons": []}
+"""
+
+
+@pytest.mark.integration
+def test_a_numpy_bool_drift_verdict_keeps_its_points(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", append={"monitor": NUMPY_BOOL_DRIFT})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_monitoring")
+    assert job.metrics["monitoring.flags_drift"] == 1.0
+    assert job.metrics["monitoring.quiet_on_clean"] == 1.0
+    assert job.stages["drift"]["problems"] == []
+
+
+@pytest.mark.integration
+def test_a_verdict_that_is_not_a_bool_is_refused_with_what_was_returned(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", append={"monitor": STRING_DRIFT})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_monitoring")
+    assert "monitoring.flags_drift" not in job.metrics
+    reason = job.unmeasured["monitoring.flags_drift"]
+    assert "True or False" in reason and "{'drift': 'yes'}" in reason
+
+
+@pytest.mark.integration
+def test_a_decay_check_that_never_fires_loses_the_decay_point(world, tmp_path):
+    kit = make_kit(tmp_path / "kit", append={"monitor": NEVER_DECAYS})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_decay")
+    assert job.metrics["monitoring.flags_decay"] == 0.0
+    assert job.metrics["monitoring.quiet_on_stable"] == 1.0
+    assert job.stages["decay"]["problems"] == ["the window whose ranking decayed was not flagged"]
+
+
+# ---- retraining ------------------------------------------------------------------------
+
+ALWAYS_PROMOTE = """
+def should_promote(champion, challenger, margin, min_roc_auc):
+    return {"promote": True, "reason": "newer is better"}
+"""
+
+BY_AUC = """
+def should_promote(champion, challenger, margin, min_roc_auc):
+    return {"promote": challenger["roc_auc"] > champion["roc_auc"], "reason": "AUC"}
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("rule", [ALWAYS_PROMOTE, BY_AUC], ids=["always", "by_auc"])
+def test_a_rule_that_does_not_decide_in_money_loses_the_retraining_points(world, tmp_path, rule):
+    kit = make_kit(tmp_path / "kit", replace={"retrain": rule})
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_retraining")
+    assert job.metrics["retraining.correct_decisions"] < 0.6
+    assert _points(job, "retraining.correct_decisions")[0] == 0
+    assert any("your rule promoted" in p for p in job.stages["retraining"]["problems"])
+
+
+def test_the_promotion_cases_have_both_answers_and_follow_the_seed():
+    from grading.stages import promotion_cases
+
+    a = promotion_cases(12345, 0.05, 0.8)
+    assert a == promotion_cases(12345, 0.05, 0.8)
+    assert a != promotion_cases(54321, 0.05, 0.8)
+    expected = [c["expected"] for c in a]
+    assert 0.3 < np.mean(expected) < 0.6  # always-promote and always-keep both fall short
+    for c in a:
+        for side in ("champion", "challenger"):
+            s = c[side]
+            assert sum(s["per_day_net_value"]) == pytest.approx(s["net_value"], abs=0.05)
+
+
+# ---- independence: a stage that is missing costs its own points only --------------------
+
+
+@pytest.mark.integration
+def test_an_unimplemented_stage_is_not_measured_with_the_reason(world, tmp_path):
+    from grading.release import strip_solutions
+
+    kit = make_kit(tmp_path / "kit")
+    path = kit / "retrain.py"
+    path.write_text(strip_solutions(path.read_text()))
+    job = _job(world, tmp_path, kit)
+    run(job, "probe_retraining", "probe_monitoring")
+    reason = job.unmeasured["retraining.correct_decisions"]
+    assert "not implemented yet" in reason and "retrain.py, line" in reason
+    assert job.metrics["monitoring.flags_drift"] == 1.0  # the drift check is graded on its own
