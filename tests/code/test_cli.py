@@ -109,8 +109,6 @@ def test_run_executes_the_learners_kit(tmp_path, repo, monkeypatch):
     # With the reference's contract and features but the learner's own model:
     import shutil
 
-    for name in ("contract.py", "features.py"):
-        shutil.copy(repo / "starter_kits/fraud_detection" / name, kit / name)
     body = (
         "    from sklearn.linear_model import LogisticRegression\n"
         "    from sklearn.pipeline import make_pipeline\n"

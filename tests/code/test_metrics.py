@@ -65,7 +65,8 @@ def test_oracle_and_baseline_by_hand():
     """Oracle: day 0 reviews cards 1 (worth 300) and 2 (50); day 1 nothing left to catch.
     (0.8*100 + 200 - 10) + (0.8*50 - 10) = 270 + 30 = 300.
     Rule (largest payment): day 0 cards 4 (500, genuine) and 1; day 1 card 3 and 4.
-    = (-25) + 270 + (-25) + (-25) = 195."""
+    = (-25) + 270 + (-25) + (-25) = 195. A ratio to a value that is not positive means
+    nothing: NaN."""
     model = FraudInvestigationValue(k=2, review_cost=10, recovery_rate=0.8, friction_cost=15)
     oracle = model.evaluate(_frame(), None)
     assert oracle.net_value == pytest.approx(300.0)
@@ -73,8 +74,15 @@ def test_oracle_and_baseline_by_hand():
     base = model.evaluate(_frame(), model.baseline_scores(_frame()))
     assert base.net_value == pytest.approx(195.0)
     model_report = model.evaluate(_frame(), SCORES)
-    assert model_report.share_of(oracle) == pytest.approx(0.65)
-    assert model_report.times(base) == pytest.approx(1.0)
+    assert model_report.share_of(oracle) == pytest.approx(195 / 300)
+    assert model_report.times(base) == pytest.approx(1.0)  # both earn 195 ...
+    assert oracle.times(base) == pytest.approx(300 / 195)  # ... so the direction shows here
+    no_prevention = FraudInvestigationValue(
+        k=2, review_cost=10, recovery_rate=0.8, friction_cost=15, block_prevents_future=False
+    )
+    losing = no_prevention.evaluate(_frame(), SCORES)  # 195 - 200: see the next test
+    assert losing.net_value == pytest.approx(-5.0)
+    assert math.isnan(oracle.times(losing)) and math.isnan(oracle.share_of(losing))
 
 
 def test_without_prevention_only_recovery_counts():

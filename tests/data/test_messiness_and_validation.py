@@ -253,11 +253,13 @@ def test_late_labels_arrive_after_the_usual_delay(small_tx):
 
 
 def test_the_same_seed_gives_the_same_mess(small_tx):
-    """Is make_messy deterministic in its seed?"""
+    """Is make_messy deterministic in its seed, and does another seed spoil other rows?"""
     a, ra = make_messy(small_tx, rate=0.01, seed=9)
     b, rb = make_messy(small_tx, rate=0.01, seed=9)
     pd.testing.assert_frame_equal(a, b)
     assert ra.counts == rb.counts
+    _, rc = make_messy(small_tx, rate=0.01, seed=10)
+    assert not np.array_equal(rc.rows["missing"], ra.rows["missing"])
 
 
 def test_bad_requests_are_refused(small_tx):

@@ -183,11 +183,24 @@ def test_is_a_better_challenger_promoted_and_recorded(tmp_path, spec, data, kit,
 
 
 @pytest.mark.integration
-def test_is_a_worse_challenger_rejected_and_recorded(tmp_path, spec, data, kit, clean_mlflow_env):
+@pytest.mark.parametrize(
+    ("gate", "why"),
+    [
+        (0.6, "challenger ROC AUC 0.500 is below the gate 0.6"),
+        (0.0, "not more than the champion's"),
+    ],
+    ids=["under-the-gate", "less-money"],
+)
+def test_is_a_worse_challenger_rejected_and_recorded(
+    tmp_path, spec, data, kit, clean_mlflow_env, gate, why
+):
+    """A constant challenger (ROC AUC 0.5) is kept out by the gate; with no gate, by money."""
+    spec = spec.model_copy(update={"gate": spec.gate.model_copy(update={"min_roc_auc": gate})})
     old = register(tmp_path, spec, data, kit, good_model)
     d = retrain(spec, tmp_path, data, 49, kit=kit, model_factory=constant_model, progress=None)
     assert not d.promoted
-    assert "below the gate" in d.reason or "not more than" in d.reason
+    assert why in d.reason, d.reason
+    assert d.challenger_net_value < d.champion_net_value
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(spec.name, "champion").version) == old.version
     [run] = decisions(tmp_path, spec)

@@ -27,22 +27,37 @@ def drifted(spec):
     return run_project(spec, track=False, drift=True, progress=None)
 
 
+#: The handbook's split on its own data (Le Borgne et al., ch. 3): training rows and frauds,
+#: scoring rows and frauds once the known-compromised cards are left out.
+HANDBOOK_SPLIT = {"train": (67_240, 598), "test": (58_264, 385)}
+
+
 def test_split_matches_the_handbook_protocol(reference):
-    """About 67k training and 58k scoring transactions with ~600 and ~385 frauds (handbook: 67,240/598, 58,264/385)."""
+    """Within 5% of the handbook's sizes, and 10% of its fraud counts, on both sides of the
+    split (the simulator is not the handbook's data, so not to the row: tests/code/test_splits.py
+    checks the rule itself against the handbook's loop)."""
     split = reference.prepared.split
-    assert 60_000 < len(split.train) < 75_000
-    assert 50_000 < len(split.test) < 65_000
-    assert 450 < split.train["TX_FRAUD"].sum() < 750
+    for side, (rows, frauds) in HANDBOOK_SPLIT.items():
+        got = getattr(split, side)
+        assert len(got) == pytest.approx(rows, rel=0.05), side
+        assert got["TX_FRAUD"].sum() == pytest.approx(frauds, rel=0.10), side
 
 
-def test_reference_meets_the_acceptance_bars(reference):
-    """ROC AUC >= 0.86, card precision@100 >= 0.28, net savings >= 2x the rule baseline."""
+def test_reference_clears_the_projects_gate_and_bars(spec, reference):
+    """Does the reference pass the project's gate and every rubric bar on a figure of the
+    scorecard? The bars are read from project.yaml, the one place they are written."""
     m = reference.scorecard.metrics()
-    assert m["roc_auc"] >= 0.86
-    assert m["card_precision@100"] >= 0.28
-    assert m["value_vs_baseline"] >= 2.0
+    assert reference.gate_passed, reference.gate_reasons
+    measured = [c for c in spec.rubric if c.metric in m]
+    assert measured, "no rubric bar is on a scorecard figure: this test would check nothing"
+    missed = [
+        (c.id, c.metric, m[c.metric], c.bar)
+        for c in measured
+        if not (m[c.metric] >= c.bar if c.higher_is_better else m[c.metric] <= c.bar)
+    ]
+    assert not missed, missed
+    # It earns money, and less than the oracle, which knows the labels.
     assert 0 < m["share_of_oracle"] < 1
-    assert reference.gate_passed
 
 
 def test_drift_costs_value(spec, reference, drifted):
