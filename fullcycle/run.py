@@ -94,15 +94,7 @@ def at_scale(spec: ProjectSpec, scale: str) -> ProjectSpec:
         raise ConfigError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
     if scale == "full" or spec.data.source != "fraud_simulator":
         return spec
-    full = spec.data.params.get("n_customers", 5000)
-    params = {**spec.data.params, **SCALES[scale]}
-    value_params = dict(spec.business_value.params)
-    if "k" in value_params or spec.business_value.model == "fraud_investigation":
-        k = value_params.get("k", 100)
-        value_params["k"] = max(1, round(k * params["n_customers"] / full))
-    data = spec.data.model_copy(update={"params": params})
-    value = spec.business_value.model_copy(update={"params": value_params})
-    return spec.model_copy(update={"data": data, "business_value": value})
+    return with_scale(spec, **SCALES[scale])
 
 
 @dataclass
@@ -387,6 +379,16 @@ def compare_drift(spec: ProjectSpec, clean: RunResult, drifted: RunResult) -> Dr
 
 
 def with_scale(spec: ProjectSpec, **params) -> ProjectSpec:
-    """A copy of ``spec`` with simulator parameters changed (for tests and notebooks)."""
-    data = spec.data.model_copy(update={"params": {**spec.data.params, **params}})
-    return spec.model_copy(update={"data": data})
+    """A copy of ``spec`` with simulator parameters changed, the team's capacity scaled alike.
+
+    ``k`` of the business value model follows the customer count (see :func:`at_scale`).
+    """
+    full = spec.data.params.get("n_customers", 5000)
+    merged = {**spec.data.params, **params}
+    value_params = dict(spec.business_value.params)
+    if "k" in value_params or spec.business_value.model == "fraud_investigation":
+        k = value_params.get("k", 100)
+        value_params["k"] = max(1, round(k * merged.get("n_customers", full) / full))
+    data = spec.data.model_copy(update={"params": merged})
+    value = spec.business_value.model_copy(update={"params": value_params})
+    return spec.model_copy(update={"data": data, "business_value": value})

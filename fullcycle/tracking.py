@@ -24,6 +24,7 @@ __all__ = [
     "RegisteredModel",
     "code_version",
     "data_fingerprint",
+    "exported_by_us",
     "load_champion",
     "log_model_run",
     "model_requirements",
@@ -32,7 +33,13 @@ __all__ = [
 ]
 
 CHAMPION = "champion"
-_SET_BY_US: dict[str, str | None] = {}
+#: Tracking URIs this process chose itself (MLflow exports each into os.environ).
+_SET_BY_US: set[str] = set()
+
+
+def exported_by_us(uri: str | None) -> bool:
+    """Whether ``MLFLOW_TRACKING_URI`` holds a store this process chose, not the user's."""
+    return bool(uri) and uri in _SET_BY_US
 
 
 def _mlflow():
@@ -48,7 +55,7 @@ def setup_tracking(workspace: str | Path, experiment: str) -> str:
     mlflow = _mlflow()
     workspace = Path(workspace).resolve()
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and uri == _SET_BY_US.get("uri"):
+    if exported_by_us(uri):
         # MLflow exports the URI it was given; that is our own earlier choice, not the user's.
         uri = None
     artifacts = None
@@ -58,7 +65,9 @@ def setup_tracking(workspace: str | Path, experiment: str) -> str:
         artifacts = (workspace / "mlartifacts").as_uri()
     mlflow.set_tracking_uri(uri)
     if artifacts is not None:
-        _SET_BY_US["uri"] = os.environ.get("MLFLOW_TRACKING_URI")
+        _SET_BY_US.add(uri)
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            _SET_BY_US.add(os.environ["MLFLOW_TRACKING_URI"])
     try:
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:

@@ -47,7 +47,7 @@ class ServiceProcess:
         # find its own workspace's store, not inherit the parent's last one.
         from fullcycle import tracking
 
-        if self.env.get("MLFLOW_TRACKING_URI") == tracking._SET_BY_US.get("uri") and not (
+        if tracking.exported_by_us(self.env.get("MLFLOW_TRACKING_URI")) and not (
             env and "MLFLOW_TRACKING_URI" in env
         ):
             self.env.pop("MLFLOW_TRACKING_URI", None)

@@ -48,17 +48,20 @@ def test_the_rubric_table_follows_the_spec(repo, tmp_path):
     """When a bar changes in project.yaml, does regenerating put the new bar in the brief?"""
     spec = load_spec(repo / "projects/fraud_detection")
     table = rubric_table(spec)
-    assert "| `auc` | `roc_auc` |" in table and "| ≥ 0.86 | 0.75 | 2 |" in table
+    auc = next(c for c in spec.rubric if c.id == "auc")
+    assert f"| `auc` | `{auc.metric}` |" in table
+    assert f"| ≥ {auc.bar:g} | {auc.partial_from:g} | {auc.points:g} |" in table
     assert "| `service_latency` | `service.p99_ms` |" in table and "| ≤ 50 | 500 | 1 |" in table
-    assert "Total: 14 points." in table
-    checks = [c.model_copy(update={"bar": 0.9}) if c.id == "auc" else c for c in spec.rubric]
+    assert f"Total: {sum(c.points for c in spec.rubric):g} points." in table
+    checks = [c.model_copy(update={"bar": 0.5}) if c.id == "auc" else c for c in spec.rubric]
     changed = spec.model_copy(update={"rubric": checks})
     brief = tmp_path / "README.md"
     brief.write_text((spec.root / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
     assert sync_brief(changed, brief, check=True) is True
-    assert "≥ 0.86 | 0.75" in brief.read_text(encoding="utf-8")  # check leaves the file alone
+    # --check leaves the file alone:
+    assert f"≥ {auc.bar:g} | {auc.partial_from:g}" in brief.read_text(encoding="utf-8")
     assert sync_brief(changed, brief) is True
-    assert "| ≥ 0.9 | 0.75 | 2 |" in brief.read_text(encoding="utf-8")
+    assert f"| ≥ 0.5 | {auc.partial_from:g} | {auc.points:g} |" in brief.read_text(encoding="utf-8")
     assert sync_brief(changed, brief) is False
 
 

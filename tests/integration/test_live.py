@@ -33,9 +33,10 @@ def test_does_the_live_loop_serve_monitor_retrain_and_leave_nothing_behind(
         verdict = json.loads((tmp_path / "monitoring" / name / "verdict.json").read_text())
         verdicts[name] = verdict["verdict"]
         assert (tmp_path / "monitoring" / name / "report.html").stat().st_size > 20_000
-    # The world is seeded: the clean weeks stay quiet, and card testing shows as decay once
-    # the labels arrive (the kit's check_decay), whatever the input-drift check says.
+    # The world is seeded: the clean weeks stay quiet and the card-testing weeks raise an
+    # alarm (input drift or, once labels arrive, decay; tests/integration/test_monitoring.py
+    # checks which check fires on which window).
     assert verdicts["clean"] == "ok", verdicts
-    assert "decay" in verdicts["drift"], verdicts
+    assert verdicts["drift"] in ("drift", "decay", "drift+decay"), verdicts
     assert result.decision.decision_run_id
     assert any("live 5/5" in line for line in said)
