@@ -91,7 +91,7 @@ def test_a_check_past_the_deadline_is_killed_with_everything_it_started(tmp_path
         """,
         timeout=4,
     )
-    assert r.timed_out and r.result is None and r.seconds < 30
+    assert r.timed_out and r.result is None
     assert "took longer than 4 s" in r.reason()
     assert not _alive("617")
 
@@ -179,4 +179,4 @@ def test_filling_the_disk_stops_the_stage(tmp_path):
         {"key": "drift", "batches": ["a"]},
         timeout=60,
     )
-    assert r.timed_out and "64 MB disk quota" in r.reason() and r.seconds < 30
+    assert r.timed_out and "64 MB disk quota" in r.reason()
