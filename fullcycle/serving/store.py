@@ -163,6 +163,13 @@ class WindowStore:
         (a later history knows more). Returns the rows added.
         """
         rows = [self._row(i, t, k, v, None) for i, t, k, v in rows]
+        if labels is not None:
+            labels = list(labels)
+            if len(labels) != len(rows):
+                raise DataError(
+                    f"add_many got {len(rows)} rows but {len(labels)} labels; give one label "
+                    "(0, 1 or None) per row"
+                )
         before = self.count()
         with self.transaction():
             self.db.executemany(self._insert.replace("INSERT", "INSERT OR IGNORE"), rows)

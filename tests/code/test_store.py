@@ -183,3 +183,14 @@ def test_epoch_seconds_of_naive_aware_and_pandas_timestamps():
     assert [epoch_seconds(t) for t in col] == col.to_numpy(dtype="datetime64[s]").astype(
         "int64"
     ).tolist()
+
+
+def test_add_many_refuses_labels_that_do_not_match_the_rows():
+    """Does a label list of the wrong length get an error that says what to give?"""
+    from fullcycle.exceptions import DataError
+    from fullcycle.serving.store import WindowStore
+
+    store = WindowStore(":memory:", keys=("card", "terminal"))
+    with pytest.raises(DataError, match="1 rows but 2 labels"):
+        store.add_many([(4, 40, {"card": 1, "terminal": 1}, 1.0)], labels=[1, 0])
+    assert store.count() == 0
