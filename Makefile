@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/grading_overhead.py
+	$(BIN)/python benchmarks/reference_seeds.py
+	@echo "fair bars, ~2 h at full scale: $(BIN)/python benchmarks/grade_seeds.py [--scale small]"
 
 clean:
 	rm -rf workspace .pytest_cache .ruff_cache
