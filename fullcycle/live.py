@@ -173,7 +173,7 @@ def run_live(
             total=total,
             unit="tx",
             desc=f"replay days {first}-{last}",
-            disable=not show_bar,
+            disable=None if show_bar else True,  # None: only on a terminal
             leave=False,
             mininterval=0.5,
         )
