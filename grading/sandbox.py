@@ -255,7 +255,11 @@ class Sandbox:
             if os.path.exists(etc):
                 args += ["--ro-bind", etc, etc]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+        # The private /tmp and /dev/shm live in memory: cap each at the job's disk quota, so
+        # that no submission can fill the machine's RAM through them.
+        tmp_size = str(self.limits.disk_mb * 1024 * 1024)
+        for where in ("/dev/shm", "/tmp"):
+            args += ["--perms", "1777", "--size", tmp_size, "--tmpfs", where]
         binds = [(p, "ro") for p in (*_python_roots(), *_library_roots(), *self.extra_ro)]
         made: set[str] = {"/", "/usr", "/tmp", "/dev", "/proc", "/opt"}
         for path, _ in binds + [(self.job_dir, "rw")]:

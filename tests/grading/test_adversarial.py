@@ -261,6 +261,26 @@ while True:
     assert r["execution"]["status"] == "limit" and "disk quota" in r["execution"]["message"]
 
 
+def test_filling_the_private_tmp_stops_at_the_quota(ranking_env, tmp_path, monkeypatch):
+    """Is the sandbox's in-memory /tmp capped, so that a submission cannot fill the RAM?"""
+    cells = [
+        """\
+written = 0
+try:
+    for i in range(10_000):  # up to 40 GB in 4 MB files, if nothing stops it
+        with open(f"/tmp/fill{i}.bin", "wb") as f:
+            f.write(b"x" * (4 * 2**20))
+        written += 4
+except OSError:
+    raise RuntimeError(f"/tmp is full after {written} MB") from None
+"""
+    ]
+    r = _grade(ranking_env, tmp_path, monkeypatch, _kit(tmp_path, cells))
+    message = r["execution"]["message"]
+    assert "/tmp is full after" in message, message
+    assert int(message.split("after ")[1].split(" MB")[0]) <= 100  # the fixture's disk_mb
+
+
 def test_a_background_process_does_not_survive(ranking_env, tmp_path, monkeypatch):
     cells = [
         "import subprocess\nsubprocess.Popen(['sleep', '613'], start_new_session=True)\n",
