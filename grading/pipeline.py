@@ -232,13 +232,13 @@ def score(job: Job) -> None:
 
 def probe_service(job: Job) -> None:
     """Start the learner's service in the sandbox and measure it."""
-    from grading.probes import ServiceContract, probe_service
+    from grading.probes import probe_service
 
-    svc = _block(job.spec.service)
+    svc = job.spec.service
     if not job.config.service.enabled:
         job.disabled["service"] = "the service probe is off for this grading"
         return
-    if not svc.get("contract"):
+    if svc is None:
         job.unmeasured["service"] = "the project has no service contract to probe"
         return
     if not (job.model_dir.is_dir() and job.validation is not None and job.validation.ok):
@@ -257,8 +257,8 @@ def probe_service(job: Job) -> None:
         job.service = probe_service(
             sandbox,
             job.kit_dir,
-            _entry(job, "service", svc.get("app")),
-            ServiceContract(**svc["contract"]),
+            job.spec.kit.entry("service"),
+            svc.contract,
             {
                 "FULLCYCLE_PROJECT": job.spec.name,
                 "FULLCYCLE_MODEL_DIR": str(job.model_dir),
@@ -304,7 +304,7 @@ def probe_monitoring(job: Job) -> None:
     result = probe_flags(
         _runner(job, job.config.monitoring.timeout_s),
         "drift",
-        _entry(job, "drift", _block(job.spec.monitoring).get("check")),
+        job.spec.kit.entry("drift"),
         h.batches[h.reference_batch],
         current,
         h.drifted_batch,
@@ -336,7 +336,7 @@ def probe_decay(job: Job) -> None:
     result = probe_flags(
         _runner(job, job.config.monitoring.timeout_s),
         "decay",
-        _entry(job, "decay"),
+        job.spec.kit.entry("decay"),
         case.reference,
         case.windows,
         case.decayed,
@@ -355,7 +355,7 @@ def probe_contract(job: Job) -> None:
     names = ("contract.faulty_quarantined", "contract.good_kept")
     case = _stage_case(job, "contract", names)
     if case is not None:
-        _record(job, "contract", probe(_runner(job), case, _entry(job, "contract")))
+        _record(job, "contract", probe(_runner(job), case, job.spec.kit.entry("contract")))
 
 
 def probe_leakage(job: Job) -> None:
@@ -364,7 +364,7 @@ def probe_leakage(job: Job) -> None:
 
     case = _stage_case(job, "leakage", ("features.leakage_free",))
     if case is not None:
-        _record(job, "leakage", probe(_runner(job), case, _entry(job, "features")))
+        _record(job, "leakage", probe(_runner(job), case, job.spec.kit.entry("features")))
 
 
 def probe_parity(job: Job) -> None:
@@ -373,7 +373,9 @@ def probe_parity(job: Job) -> None:
 
     case = _stage_case(job, "parity", ("features.parity",))
     if case is not None:
-        result = probe(_runner(job), case, _entry(job, "features"), _entry(job, "online"))
+        result = probe(
+            _runner(job), case, job.spec.kit.entry("features"), job.spec.kit.entry("online")
+        )
         _record(job, "parity", result)
 
 
@@ -396,7 +398,7 @@ def probe_policy(job: Job) -> None:
         labels,
         job.scores,
         _value_spec(job),
-        _entry(job, "policy"),
+        job.spec.kit.entry("policy"),
         [p.label_column, *p.hidden_columns],
     )
     _record(job, "policy", result)
@@ -411,7 +413,7 @@ def probe_retraining(job: Job) -> None:
     if not _wanted(job, names) or not _stages_on(job, names):
         return
     cases = promotion_cases(job.config.seed_int, 0.05, job.spec.gate.min_roc_auc)
-    _record(job, "retraining", probe(_runner(job), cases, _entry(job, "promotion")))
+    _record(job, "retraining", probe(_runner(job), cases, job.spec.kit.entry("promotion")))
 
 
 def reference(job: Job) -> None:
@@ -465,25 +467,6 @@ def store(job: Job) -> None:
 
 
 # ---- helpers of the probe steps ---------------------------------------------------------
-
-
-def _block(part) -> dict:
-    """A spec block as a dict, typed (pydantic) or not."""
-    if part is None:
-        return {}
-    if hasattr(part, "model_dump"):
-        return part.model_dump()
-    return dict(part)
-
-
-def _entry(job: Job, stage: str, named: str | None = None) -> str:
-    """The kit's entry point of ``stage`` (``module:attribute``), as the spec names it."""
-    from fullcycle.kit import DEFAULT_STAGES
-
-    kit = job.spec.kit
-    if callable(getattr(kit, "entry", None)):
-        return kit.entry(stage)
-    return named or (getattr(kit, "stages", None) or {}).get(stage) or DEFAULT_STAGES[stage]
 
 
 def _wanted(job: Job, names, relations: bool = False) -> bool:

@@ -19,25 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
+from fullcycle.spec import ServiceContractSpec
 from grading.sandbox import Sandbox
 
-__all__ = ["ServiceContract", "probe_service"]
-
-
-class ServiceContract(BaseModel):
-    """The ``service.contract`` block of a spec."""
-
-    model_config = ConfigDict(extra="forbid")
-    health_path: str = "/health"
-    score_path: str
-    batch_path: str
-    items_key: str
-    results_key: str
-    id_field: str
-    score_field: str
-    fields: dict[str, str]
+__all__ = ["probe_service"]
 
 
 def _jsonable(v):
@@ -50,14 +36,14 @@ def _jsonable(v):
     return v
 
 
-def _payloads(rows: pd.DataFrame, c: ServiceContract) -> list[dict]:
+def _payloads(rows: pd.DataFrame, c: ServiceContractSpec) -> list[dict]:
     return [
         {field: _jsonable(rec[col]) for field, col in c.fields.items()}
         for rec in rows.to_dict("records")
     ]
 
 
-def _bad_inputs(example: dict, c: ServiceContract) -> list[tuple[str, str, object]]:
+def _bad_inputs(example: dict, c: ServiceContractSpec) -> list[tuple[str, str, object]]:
     """(name, path, body) cases that a careful service answers with a 4xx."""
     cases: list[tuple[str, str, object]] = [
         ("body is not JSON", c.score_path, b"{not json"),
@@ -81,7 +67,7 @@ def probe_service(
     sandbox: Sandbox,
     kit_dir: Path,
     app: str,
-    contract: ServiceContract,
+    contract: ServiceContractSpec,
     env: dict[str, str],
     rows: pd.DataFrame,
     offline: np.ndarray,
