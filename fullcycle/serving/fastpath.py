@@ -20,6 +20,17 @@ import numpy as np
 
 __all__ = ["Scorer"]
 
+#: The packed arrays: name, dtype and the value of padding (a padded node is a leaf).
+_ARRAYS = (
+    ("feature", np.intp, 0),
+    ("threshold", np.float64, 0.0),
+    ("left", np.intp, 0),
+    ("right", np.intp, 0),
+    ("leaf", bool, True),
+    ("value", np.float64, 0.0),
+    ("nan_left", bool, False),
+)
+
 
 class Scorer:
     """Score feature rows with a fitted binary classifier, fast for small batches.
@@ -38,76 +49,78 @@ class Scorer:
         self._pack()
 
     def _pack(self):
-        if self._pack_forest():
+        trees = self._forest_trees()
+        self._forest = trees is not None
+        if trees is None:
+            trees = self._boosted_trees()
+        if trees is None:
             return
+        # One row per tree, padded to the widest tree: walk them all at once.
+        n_trees, width = len(trees), max(len(t["leaf"]) for t in trees)
+        for name, dtype, fill in _ARRAYS:
+            packed = np.full((n_trees, width), fill, dtype=dtype)
+            for i, tree in enumerate(trees):
+                packed[i, : len(tree[name])] = tree[name]
+            setattr(self, f"_{name}", packed)
+        self._depth = max(t["depth"] for t in trees)
+        self._rows = np.arange(n_trees)
+        self.fast = True
+
+    def _boosted_trees(self) -> list[dict] | None:
+        """The trees of a binary HistGradientBoostingClassifier, or None."""
         predictors = getattr(self.model, "_predictors", None)
         classes = getattr(self.model, "classes_", ())
         if not predictors or len(classes) != 2 or len(predictors[0]) != 1:
-            return
-        trees = [p[0] for p in predictors]
-        if any(t.nodes["is_categorical"].any() for t in trees):
-            return
-        n_trees, width = len(trees), max(len(t.nodes) for t in trees)
-        self._feature = np.zeros((n_trees, width), dtype=np.intp)
-        self._threshold = np.zeros((n_trees, width))
-        self._left = np.zeros((n_trees, width), dtype=np.intp)
-        self._right = np.zeros((n_trees, width), dtype=np.intp)
-        self._leaf = np.ones((n_trees, width), dtype=bool)
-        self._value = np.zeros((n_trees, width))
-        self._nan_left = np.zeros((n_trees, width), dtype=bool)
-        for i, tree in enumerate(trees):
-            nodes, n = tree.nodes, len(tree.nodes)
-            self._feature[i, :n] = nodes["feature_idx"]
-            self._threshold[i, :n] = nodes["num_threshold"]
-            self._left[i, :n] = nodes["left"]
-            self._right[i, :n] = nodes["right"]
-            self._leaf[i, :n] = nodes["is_leaf"].astype(bool)
-            self._value[i, :n] = nodes["value"]
-            self._nan_left[i, :n] = nodes["missing_go_to_left"].astype(bool)
-        self._depth = max(int(t.nodes["depth"].max()) for t in trees)
-        self._rows = np.arange(n_trees)
+            return None
+        nodes = [p[0].nodes for p in predictors]
+        if any(n["is_categorical"].any() for n in nodes):
+            return None
         self._baseline = float(np.ravel(self.model._baseline_prediction)[0])
-        self._forest = False
-        self.fast = True
+        return [
+            {
+                "feature": n["feature_idx"],
+                "threshold": n["num_threshold"],
+                "left": n["left"],
+                "right": n["right"],
+                "leaf": n["is_leaf"].astype(bool),
+                "value": n["value"],
+                "nan_left": n["missing_go_to_left"].astype(bool),
+                "depth": int(n["depth"].max()),
+            }
+            for n in nodes
+        ]
 
-    def _pack_forest(self) -> bool:
-        """Pack a fitted forest of binary decision trees; False if the model is not one."""
-        trees = getattr(self.model, "estimators_", None)
+    def _forest_trees(self) -> list[dict] | None:
+        """The trees of a forest of binary decision trees (leaf value: P(class 1)), or None."""
+        estimators = getattr(self.model, "estimators_", None)
         classes = getattr(self.model, "classes_", ())
-        if not isinstance(trees, list) or not trees or len(classes) != 2:
-            return False
-        if not all(hasattr(t, "tree_") and t.tree_.n_outputs == 1 for t in trees):
-            return False
+        if not isinstance(estimators, list) or not estimators or len(classes) != 2:
+            return None
+        if not all(hasattr(t, "tree_") and t.tree_.n_outputs == 1 for t in estimators):
+            return None
         if getattr(self.model, "estimators_features_", None) is not None:
-            return False  # bagging on feature subsets: leave it to predict_proba
-        n_trees, width = len(trees), max(t.tree_.node_count for t in trees)
-        self._feature = np.zeros((n_trees, width), dtype=np.intp)
-        self._threshold = np.zeros((n_trees, width))
-        self._left = np.zeros((n_trees, width), dtype=np.intp)
-        self._right = np.zeros((n_trees, width), dtype=np.intp)
-        self._leaf = np.ones((n_trees, width), dtype=bool)
-        self._value = np.zeros((n_trees, width))
-        self._nan_left = np.zeros((n_trees, width), dtype=bool)
-        depth = 0
-        for i, est in enumerate(trees):
-            t, n = est.tree_, est.tree_.node_count
+            return None  # bagging on feature subsets: leave it to predict_proba
+        out = []
+        for est in estimators:
+            t = est.tree_
             leaf = t.children_left == -1
-            self._feature[i, :n] = np.where(leaf, 0, t.feature)
-            self._threshold[i, :n] = t.threshold
-            self._left[i, :n] = np.where(leaf, 0, t.children_left)
-            self._right[i, :n] = np.where(leaf, 0, t.children_right)
-            self._leaf[i, :n] = leaf
             counts = t.value[:, 0, :]
-            self._value[i, :n] = counts[:, 1] / np.maximum(counts.sum(axis=1), 1e-300)
             missing = getattr(t, "missing_go_to_left", None)
-            if missing is not None:
-                self._nan_left[i, :n] = missing.astype(bool)
-            depth = max(depth, int(t.max_depth))
-        self._depth = depth
-        self._rows = np.arange(n_trees)
-        self._forest = True
-        self.fast = True
-        return True
+            out.append(
+                {
+                    "feature": np.where(leaf, 0, t.feature),
+                    "threshold": t.threshold,
+                    "left": np.where(leaf, 0, t.children_left),
+                    "right": np.where(leaf, 0, t.children_right),
+                    "leaf": leaf,
+                    "value": counts[:, 1] / np.maximum(counts.sum(axis=1), 1e-300),
+                    "nan_left": np.zeros(t.node_count, bool)
+                    if missing is None
+                    else missing.astype(bool),
+                    "depth": int(t.max_depth),
+                }
+            )
+        return out
 
     def _packed(self, X: np.ndarray) -> np.ndarray:
         if self._forest:
