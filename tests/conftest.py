@@ -106,6 +106,17 @@ def warm_state(kit, state_dir, history, delay_days=World.DELAY_DAYS) -> int:
         online.store.close()
 
 
+def payload(row) -> dict:
+    """One scoring row (a namedtuple of ``itertuples``) as the service's JSON request body."""
+    return {
+        "transaction_id": int(row.TRANSACTION_ID),
+        "tx_datetime": row.TX_DATETIME.isoformat(),
+        "customer_id": int(row.CUSTOMER_ID),
+        "terminal_id": int(row.TERMINAL_ID),
+        "tx_amount": float(row.TX_AMOUNT),
+    }
+
+
 def register_world_model(world, workspace, name="fraud_detection", metrics=None, kit=None):
     """Log and register ``world.model`` as ``name@champion`` in ``workspace``'s MLflow store, and
     warm-start the served state (where ``fullcycle serve`` looks for it) with the history."""

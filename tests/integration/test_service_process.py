@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from conftest import KIT_DIR, register_world_model
+from conftest import KIT_DIR, payload, register_world_model
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
@@ -58,16 +58,6 @@ def _group_of(proc_dir: Path) -> int | None:
 def kit_serve(workspace, port, *extra, kit=KIT_DIR) -> list[str]:
     """``fullcycle serve --kit KIT`` (default the reference kit, named as a learner names theirs)."""
     return serve_command("fraud_detection", workspace, port, "127.0.0.1", "--kit", str(kit), *extra)
-
-
-def payload(row) -> dict:
-    return {
-        "transaction_id": int(row.TRANSACTION_ID),
-        "tx_datetime": row.TX_DATETIME.isoformat(),
-        "customer_id": int(row.CUSTOMER_ID),
-        "terminal_id": int(row.TERMINAL_ID),
-        "tx_amount": float(row.TX_AMOUNT),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KIT_DIR
+from conftest import KIT_DIR, payload
 from fastapi.testclient import TestClient
 
 from fullcycle.data import save_transactions
@@ -66,16 +66,6 @@ def warm_state_of(kit_service, state_dir, history) -> int:
         return online.warm_start(history)
     finally:
         online.store.close()
-
-
-def payload(row) -> dict:
-    return {
-        "transaction_id": int(row.TRANSACTION_ID),
-        "tx_datetime": row.TX_DATETIME.isoformat(),
-        "customer_id": int(row.CUSTOMER_ID),
-        "terminal_id": int(row.TERMINAL_ID),
-        "tx_amount": float(row.TX_AMOUNT),
-    }
 
 
 def in_arrival_order(frame: pd.DataFrame) -> pd.DataFrame:
