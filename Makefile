@@ -8,8 +8,9 @@ export DO_NOT_TRACK := true
 
 .PHONY: demo test lab lint format bench clean system
 
-# Debian packages, as package:command. bubblewrap is the grader's sandbox.
-SYSTEM_PACKAGES := bubblewrap:bwrap
+# Debian packages, as package:command. bubblewrap is the grader's sandbox; postgresql
+# backs the results-store tests; chromium opens the reports in browser tests.
+SYSTEM_PACKAGES := bubblewrap:bwrap postgresql:pg_ctlcluster chromium:chromium
 
 system:
 	@sh tools/system-packages.sh $(SYSTEM_PACKAGES)
