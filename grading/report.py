@@ -1,16 +1,25 @@
-"""Reports of a graded run: result.json for machines, feedback.md for nbgrader, feedback.html for people."""
+"""Reports of a graded run: result.json for machines, feedback.md for nbgrader, feedback.html for people.
+
+The feedback files are rendered from the templates ``grading/templates/feedback.md.j2`` and
+``feedback.html.j2`` by :func:`grading.text.environment`, which escapes every learner string
+(prediction ids, exception messages, problems, file names) for the file it lands in.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
-__all__ = ["write_reports", "format_scorecard"]
+from grading.text import environment, terminal_safe
+
+__all__ = ["format_scorecard", "write_reports", "write_result_reports"]
 
 _STAGE_TITLES = {
     "contract": "Data contract",
@@ -29,6 +38,9 @@ _REFERENCE_SHOWN = (
     "value_vs_baseline",
     "policy.share_of_oracle",
 )
+#: Items of one learner-made list (messages, problems) shown in the feedback.
+_MAX_ITEMS = 20
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _png(fig) -> str:
@@ -113,100 +125,109 @@ def _plots(job) -> list[tuple[str, str]]:
 
 
 def format_scorecard(result: dict) -> str:
-    """The scorecard a terminal prints after grading."""
+    """The scorecard a terminal prints after grading.
+
+    Learner text (messages) is printed through :func:`grading.text.terminal_safe`: one
+    line each, no escape sequences, at most 300 characters.
+    """
     s = result["score"]
     lines = [
-        f"{result['project']}: {s['points']:g} / {s['max_points']:g} points ({result['status']})",
+        f"{terminal_safe(result['project'])}: {s['points']:g} / {s['max_points']:g} points"
+        f" ({terminal_safe(result['status'])})",
     ]
     for m in result.get("messages", []):
-        lines.append(f"  ! {m[:300]}")
+        lines.append(f"  ! {terminal_safe(m, 300)}")
     iso = result.get("isolation") or {}
     if iso.get("reduced"):
-        lines.append("  ! ISOLATION REDUCED: " + "; ".join(iso.get("reasons", [])))
+        lines.append("  ! ISOLATION REDUCED: " + terminal_safe("; ".join(iso.get("reasons", []))))
     lines.append(f"  {'check':<26}{'value':>12}{'bar':>10}{'points':>12}")
     for line in result["rubric"]:
         v = line["value"]
         vs = "-" if v is None else f"{v:.3f}"
         pts = (
-            "not measured"
-            if line.get("passed") is None and not line["max_points"]
-            else f"{line['points']:g}/{line['max_points']:g}"
+            "not measured" if _not_measured(line) else f"{line['points']:g}/{line['max_points']:g}"
         )
-        lines.append(f"  {line['id']:<26}{vs:>12}{line['bar']:>10g}{pts:>12}")
+        lines.append(f"  {terminal_safe(line['id']):<26}{vs:>12}{line['bar']:>10g}{pts:>12}")
     return "\n".join(lines)
 
 
-def _markdown(result: dict) -> str:
-    s = result["score"]
-    out = [f"# {result['project']}: {s['points']:g} / {s['max_points']:g} points", ""]
-    if result.get("messages"):
-        out += ["**What stopped the grading:**", ""] + [f"- {m}" for m in result["messages"]] + [""]
-    out += ["| check | value | bar | points |", "|---|---|---|---|"]
-    for line in result["rubric"]:
-        v = "-" if line["value"] is None else f"{line['value']:.3f}"
-        if line.get("passed") is None and not line["max_points"]:
-            pts = "not measured"
-        else:
-            pts = f"{line['points']:g} / {line['max_points']:g}"
-        out.append(f"| {line['id']} | {v} | {line['bar']:g} | {pts} |")
-    lost = [line for line in result["rubric"] if line.get("feedback")]
-    if lost:
-        out += ["", "## Where points were lost and how to win them", ""]
-        for line in lost:
-            out.append(
-                f"- **{line['id']}** ({line['points']:g}/{line['max_points']:g}): {line['feedback']}"
-            )
+def _not_measured(line: dict) -> bool:
+    return line.get("passed") is None and not line["max_points"]
+
+
+def _context(result: dict) -> dict:
+    """What both feedback templates show, taken from ``result``; the templates escape it all."""
+    rubric = [{**line, "not_measured": _not_measured(line)} for line in result["rubric"]]
+    problems = []
     for key, title in (("service", "Service"), ("monitoring", "Monitoring")):
         probe = result.get(key) or {}
         if probe.get("problems"):
-            out += ["", f"## {title} problems", ""] + [f"- {p}" for p in probe["problems"]]
+            problems.append({"title": f"{title} problems", "problems": _few(probe["problems"])})
     for name, probe in (result.get("stages") or {}).items():
         if name == "drift":
             continue  # shown under Monitoring
         if probe.get("problems"):
-            out += ["", f"## {_STAGE_TITLES.get(name, name)}: what to look at", ""]
-            out += [f"- {p}" for p in probe["problems"][:8]]
+            title = f"{_STAGE_TITLES.get(name, name)}: what to look at"
+            problems.append({"title": title, "problems": _few(probe["problems"], 8)})
+    reference = []
     ref = result.get("reference") or {}
-    if ref.get("figures"):
-        shown = [k for k in _REFERENCE_SHOWN if k in ref["figures"]]
-        if shown:
-            out += ["", "## The reference solution on the same hidden world", ""]
-            out += ["| figure | reference | yours |", "|---|---|---|"]
-            mine = result.get("metrics") or {}
-            for k in shown:
-                yours = "-" if mine.get(k) is None else f"{mine[k]:.3f}"
-                out.append(f"| {k} | {ref['figures'][k]:.3f} | {yours} |")
+    mine = result.get("metrics") or {}
+    for k in _REFERENCE_SHOWN:
+        if k in (ref.get("figures") or {}):
+            reference.append({"figure": k, "reference": ref["figures"][k], "yours": mine.get(k)})
     iso = result.get("isolation") or {}
-    if iso.get("reduced"):
-        out += ["", "> Isolation was reduced for this run: " + "; ".join(iso["reasons"])]
-    return "\n".join(out) + "\n"
+    return {
+        "project": result["project"],
+        "points": result["score"]["points"],
+        "max_points": result["score"]["max_points"],
+        "messages": _few(result.get("messages") or []),
+        "rubric": rubric,
+        "lost": [line for line in rubric if line.get("feedback")],
+        "problems": problems,
+        "reference": reference,
+        "isolation": list(iso.get("reasons") or []) if iso.get("reduced") else [],
+    }
+
+
+def _few(items: list, n: int = _MAX_ITEMS) -> list:
+    """At most ``n`` items of a learner-made list, and a line saying how many were left out."""
+    items = list(items)
+    if len(items) <= n:
+        return items
+    return items[:n] + [f"... and {len(items) - n} more"]
 
 
 def write_reports(job) -> None:
-    out = job.out_dir
-    result = job.result
-    (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    md = _markdown(result)
-    (out / "feedback.md").write_text(md)
+    """Write result.json, feedback.md, feedback.html and the executed notebook into ``job.out_dir``.
+
+    Both feedback files are rendered from ``grading/templates`` by
+    :func:`grading.text.environment`: HTML autoescaped, Markdown neutralised.
+    """
     if job.executed_notebook.is_file():
-        shutil.copyfile(job.executed_notebook, out / "executed.ipynb")
+        shutil.copyfile(job.executed_notebook, job.out_dir / "executed.ipynb")
     try:
         plots = _plots(job)
     except Exception as exc:
         plots = []
-        result.setdefault("messages", []).append(f"plots could not be drawn: {exc}")
-    body = [
-        "<!doctype html><meta charset='utf-8'><title>fullcycle feedback</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        ".lost{color:#a00}</style>",
-    ]
-    import markdown_it
+        job.result.setdefault("messages", []).append(f"plots could not be drawn: {exc}")
+    write_result_reports(job.result, job.out_dir, plots)
 
-    # Learner text (problems echo what their code returned) is never HTML: html off escapes it.
-    body.append(markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table").render(md))
-    for title, png in plots:
-        body.append(
-            f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"
-        )
-    (out / "feedback.html").write_text("\n".join(body))
+
+def write_result_reports(result: dict, out: Path, plots=()) -> None:
+    """result.json, feedback.md and feedback.html of ``result`` (``plots``: (title, base64 PNG))."""
+    out = Path(out)
+    (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True), encoding="utf-8")
+    env = environment()
+    context = _context(result)
+    md = env.get_template("feedback.md.j2").render(context)
+    (out / "feedback.md").write_text(md, encoding="utf-8")
+    shown = [{"title": title, "src": _data_uri(png)} for title, png in plots]
+    html = env.get_template("feedback.html.j2").render(context, plots=shown)
+    (out / "feedback.html").write_text(html, encoding="utf-8")
+
+
+def _data_uri(png: str) -> Markup:
+    """A PNG the grader drew, as a ``data:`` URI (base64 holds no character HTML needs escaped)."""
+    if not _BASE64.fullmatch(png):
+        raise ValueError("a plot is not base64 text; it cannot be embedded in feedback.html")
+    return Markup(f"data:image/png;base64,{png}")
