@@ -4,9 +4,13 @@ Outside the sandbox (as the grading user) it joins a pids cgroup, starts a new
 session and replaces itself with the next command under a minimal environment.
 Inside the sandbox (as the sandbox user) it sets the resource limits and
 replaces itself with the learner's process. Each limit it sets is inherited by
-everything that process starts.
+everything that process starts. Without namespaces it does both at once, and
+the next command is ``setpriv`` when learner code must run as another user.
 
-    python launcher.py [--cgroup DIR] [--rlimits JSON] [--env-file F] -- COMMAND...
+    python launcher.py [--cgroup DIR] [--setsid 1] [--chdir DIR] [--rlimits JSON]
+                       [--env JSON] -- COMMAND...
+
+Nothing secret is ever passed to it: its command line is visible to every user.
 """
 
 import json
@@ -40,6 +44,8 @@ def main(argv):
             os.setsid()
         except OSError:
             pass
+    if settings.get("--chdir"):
+        os.chdir(settings["--chdir"])
     for name, value in json.loads(settings.get("--rlimits", "{}")).items():
         value = int(value)
         try:

@@ -9,6 +9,17 @@ and never lets a submission's fault escape as an exception. Labels stay in
 this (trusted) process; the sandbox sees the job folder only: the notebook,
 its inputs, its outputs, and each stage probe's inputs.
 
+Secrets before learners: the config (with the seed) is read before
+:func:`grade` starts, and ``prepare`` checks the sandbox (refusing, as a
+recorded ``grader_error``, where the configured isolation cannot be had, or
+where learner code could read the config file or ``holdout_dir``) and builds
+the holdout with its labels before any learner process starts. No secret is
+put on a learner's command line or in its environment. The grader's work
+folder is ``0711``: its ``private/`` folder is ``0700``, the ``job/`` folder
+belongs to the sandbox user. A result whose learner code ran with reduced
+isolation has the status suffix ``:reduced_isolation`` (e.g.
+``graded:reduced_isolation``); use ``status.split(":")[0]`` for the base status.
+
 Ordering constraints (:data:`NEEDS`): a step that needs the submission is
 skipped when ``prepare`` rejected it; a step that needs predictions (the
 scorecard, the service, the decision policy, the reference comparison) is
@@ -19,6 +30,7 @@ whatever the notebook did, so each stage is graded on its own. ``rubric``,
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import tempfile
@@ -32,12 +44,24 @@ from pathlib import Path
 import numpy as np
 
 from grading.config import GradingConfig
-from grading.errors import SubmissionError
-from grading.sandbox import Sandbox
+from grading.errors import GradingConfigError, SubmissionError
+from grading.sandbox import Sandbox, job_uid
 
-__all__ = ["Job", "NEEDS", "STEPS", "RESULT_SCHEMA", "grade"]
+__all__ = [
+    "Job",
+    "NEEDS",
+    "REDUCED_SUFFIX",
+    "RESULT_SCHEMA",
+    "STEPS",
+    "base_status",
+    "check_isolation",
+    "grade",
+    "make_workspace",
+]
 
 RESULT_SCHEMA = "fullcycle.grading.result/1"
+#: Appended to a result's status when learner code ran with reduced isolation.
+REDUCED_SUFFIX = ":reduced_isolation"
 PACKAGES = ("fullcycle", "numpy", "pandas", "scikit-learn", "papermill", "nbclient", "fastapi")
 
 
@@ -70,6 +94,11 @@ class Job:
     submission_sha256: str = ""
     result: dict | None = None
     collected: Path | None = None  # the predictions file, copied out of the job folder
+    learner: str | None = None
+    assignment: str | None = None
+    sandbox_uid: int | None = None  # learner code's uid, one per job (as root)
+    sandboxes: list = field(default_factory=list)  # every sandbox made for this job
+    refused: str | None = None  # why grading was refused before any learner code ran
 
     # files handed to the notebook
     @property
@@ -110,12 +139,24 @@ class _Stop(Exception):
 
 
 def prepare(job: Job) -> None:
-    """Import the submission, check its notebook, build the hidden holdout, write the inputs."""
+    """Check the sandbox and the secrets, import the submission, build the holdout, write inputs.
+
+    Refuses (``grader_error``, before any learner code runs) where the config's
+    isolation cannot be had here, or where learner code could read a secret.
+    """
     from fullcycle.holdout import build_holdout
     from grading.submission import check_notebook, import_submission, submission_hash
 
-    a = job.config.archive
     job.submission_sha256 = submission_hash(job.submission) if job.submission.exists() else ""
+    _protect_work(job)
+    try:
+        job.sandbox = _sandbox(job)
+    except (GradingConfigError, ValueError) as exc:
+        _refuse(job, str(exc))
+    exposed = _exposed(job.sandbox, job.config, job.job_dir)
+    if exposed:
+        _refuse(job, f"grading refused (sandbox: {job.sandbox.mode}): " + "; ".join(exposed))
+    a = job.config.archive
     try:
         job.kit_dir = import_submission(
             job.submission,
@@ -144,7 +185,6 @@ def prepare(job: Job) -> None:
     job.holdout.history.to_parquet(job.train_path, index=False)
     job.holdout.features.to_parquet(job.score_path, index=False)
     (job.job_dir / "output").mkdir()
-    job.sandbox = Sandbox(job.job_dir, job.config.limits.to_limits(), job.config.sandbox)
     for p in job.job_dir.rglob("*"):
         job.sandbox.chown_for_sandbox(p)
 
@@ -250,8 +290,10 @@ def probe_service(job: Job) -> None:
     order = labels.sort_values(["TX_DATETIME", id_col] if "TX_DATETIME" in labels else [id_col])
     offline = job.scores[order.index.to_numpy()]
     state = job.job_dir / "service"
+    if state.is_symlink() or (state.exists() and not state.is_dir()):
+        state.unlink()  # the notebook made it: never follow a learner's link
     state.mkdir(exist_ok=True)
-    sandbox = Sandbox(job.job_dir, job.config.limits.to_limits(), job.config.sandbox)
+    sandbox = _sandbox(job)
     sandbox.chown_for_sandbox(state)
     try:
         job.service = probe_service(
@@ -462,8 +504,135 @@ def report(job: Job) -> None:
 def store(job: Job) -> None:
     from grading.store import ResultsStore
 
-    path = job.config.path(job.config.results_store)
-    ResultsStore(path).add(job.result)
+    ResultsStore(job.config.store_target()).add(job.result)
+
+
+# ---- the sandbox and the secrets ---------------------------------------------------------
+
+
+def _sandbox(job: Job) -> Sandbox:
+    """A fresh sandbox on the job folder, in the config's mode; remembered for the result.
+
+    As root, learner code of each job runs as a uid of its own (:func:`job_uid`): without
+    namespaces no two learners can read each other's files or signal each other's
+    processes, and ``RLIMIT_NPROC`` (counted per uid) counts this job's processes only.
+    """
+    mode = job.config.sandbox_mode
+    if os.geteuid() == 0 and job.sandbox_uid is None:
+        job.sandbox_uid = job_uid()
+    sandbox = Sandbox(job.job_dir, job.config.limits.to_limits(), mode, uid=job.sandbox_uid)
+    job.sandboxes.append(sandbox)
+    return sandbox
+
+
+def _refuse(job: Job, why: str) -> None:
+    job.refused = why
+    job.fail("grader_error", why)
+    job.unmeasured[""] = why
+    raise _Stop
+
+
+def _exposed(sandbox: Sandbox, config: GradingConfig, job_dir: Path) -> list[str]:
+    """Why learner code in ``sandbox`` could read a secret, or could not reach its job folder."""
+    problems = [why for p in config.secret_paths() if (why := sandbox.exposes(p))]
+    if not sandbox.reaches(job_dir):
+        problems.append(
+            f"the job folder {job_dir} is not reachable by the sandbox user (uid "
+            f"{sandbox.uid}): every folder above it must let others through "
+            f"(`chmod 711` on the grader's own folders, e.g. {job_dir.parent})"
+        )
+    return problems
+
+
+def _protect_work(job: Job) -> None:
+    """``private/`` only for the grader; their parent (if only theirs) lets the sandbox through."""
+    job.work.mkdir(parents=True, exist_ok=True)
+    job.work.chmod(0o700)
+    parent = job.job_dir.parent
+    try:
+        only_ours = {e.name for e in os.scandir(parent)} <= {job.work.name, job.job_dir.name}
+        ours = parent == job.work.parent and parent.stat().st_uid == os.getuid()
+    except OSError:
+        return
+    if only_ours and ours:
+        parent.chmod(0o711)
+
+
+def make_workspace(prefix: str = "fullcycle-grade-") -> tuple[Path, Path, Path]:
+    """A new grading workspace ``(folder, private, job)`` under the temporary folder.
+
+    ``folder`` is ``0711`` (the sandbox user may pass, not list), ``private`` is
+    ``0700`` (the grader's only), ``job`` is ``0700`` and is given to the sandbox
+    user by the sandbox.
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o711)
+    private, job_dir = work / "private", work / "job"
+    private.mkdir(mode=0o700)
+    job_dir.mkdir(mode=0o700)
+    return work, private, job_dir
+
+
+def check_isolation(config: GradingConfig) -> dict:
+    """Check, before grading anything, that ``config``'s isolation can be had here.
+
+    For a cohort: fail once, early, instead of refusing every submission.
+    Returns the isolation a job would get (as in ``result["isolation"]``).
+
+    Raises
+    ------
+    GradingConfigError
+        When grading would be refused: the sandbox cannot be had, or learner code
+        could read the config file or ``holdout_dir``. The message says how to fix it.
+    """
+    work, _, job_dir = make_workspace("fullcycle-check-isolation-")
+    sandbox = None
+    try:
+        mode = config.sandbox_mode
+        uid = job_uid() if os.geteuid() == 0 else None
+        try:
+            sandbox = Sandbox(job_dir, config.limits.to_limits(), mode, uid=uid)
+        except ValueError as exc:
+            raise GradingConfigError(str(exc)) from None
+        exposed = _exposed(sandbox, config, job_dir)
+        if exposed:
+            raise GradingConfigError(
+                f"grading refused (sandbox: {sandbox.mode}): " + "; ".join(exposed)
+            )
+        return sandbox.isolation
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def base_status(status: str) -> str:
+    """``graded`` of ``graded:reduced_isolation``: the status without its flags."""
+    return status.split(":")[0]
+
+
+def _isolation(job: Job) -> dict | None:
+    """What protected learner code; ``reduced`` only when learner code ran with less."""
+    ran = [s for s in job.sandboxes if s.used]
+    if job.sandbox is None:
+        if job.refused is None:
+            return None
+        return {
+            "mode": job.config.sandbox_mode,
+            "kind": None,
+            "reduced": False,
+            "reasons": [],
+            "learner_code_ran": False,
+            "refused": job.refused,
+        }
+    reasons = list(dict.fromkeys(r for s in ran for r in s.reasons))
+    return {
+        **job.sandbox.isolation,
+        "reduced": bool(reasons),
+        "reasons": reasons if ran else list(job.sandbox.reasons),
+        "learner_code_ran": bool(ran),
+        "refused": job.refused,
+    }
 
 
 # ---- helpers of the probe steps ---------------------------------------------------------
@@ -524,7 +693,7 @@ def _runner(job: Job, timeout: float | None = None):
     def run(name, task, entries, inputs, params):
         return run_stage(
             job.job_dir,
-            lambda: Sandbox(job.job_dir, job.config.limits.to_limits(), job.config.sandbox),
+            lambda: _sandbox(job),
             job.kit_dir,
             name,
             task,
@@ -616,12 +785,16 @@ def build_result(job: Job) -> dict:
     max_points = round(sum(line["max_points"] for line in job.rubric), 4)
     ex = job.execution
     v = job.validation
+    isolation = _isolation(job)
+    status = job.status
+    if isolation is not None and isolation["reduced"]:
+        status += REDUCED_SUFFIX
     return _clean(
         {
             "schema": RESULT_SCHEMA,
             "project": job.spec.name,
             "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": job.status,
+            "status": status,
             "messages": job.messages,
             "score": {"points": points, "max_points": max_points},
             "rubric": job.rubric,
@@ -646,7 +819,7 @@ def build_result(job: Job) -> dict:
             "monitoring": job.monitoring,
             "stages": job.stages,
             "reference": job.reference,
-            "isolation": job.sandbox.isolation if job.sandbox else None,
+            "isolation": isolation,
             "provenance": {
                 "submission": {"name": job.submission.name, "sha256": job.submission_sha256},
                 "data_fingerprint": job.holdout.fingerprint() if job.holdout is not None else None,
@@ -658,7 +831,12 @@ def build_result(job: Job) -> dict:
                 "packages": _versions(),
                 "steps": job.steps,
             },
-            "submission": {"name": job.submission.name, "sha256": job.submission_sha256},
+            "submission": {
+                "name": job.submission.name,
+                "sha256": job.submission_sha256,
+                "learner": job.learner,
+                "assignment": job.assignment,
+            },
         }
     )
 
@@ -700,23 +878,60 @@ def grade(
     *,
     keep_work: bool = False,
     progress=None,
+    learner: str | None = None,
+    assignment: str | None = None,
+    store: bool = True,
+    holdout=None,
 ) -> dict:
     """Grade ``submission`` (a kit folder or a .zip) and write the reports into ``out_dir``.
 
-    Returns the result (the content of ``result.json``).
+    Parameters
+    ----------
+    submission : path
+        The learner's kit folder or a .zip of it.
+    spec : ProjectSpec
+        The project.
+    config : GradingConfig
+        The instructor's grading config (already read: the seed is in memory).
+    out_dir : path
+        Where ``result.json``, ``feedback.md``, ``feedback.html`` and the executed
+        notebook go.
+    keep_work : bool
+        Keep the grader's work folder (for debugging the grader).
+    progress : callable, optional
+        ``progress(step, status)`` after each step.
+    learner, assignment : str, optional
+        Who and what, recorded in ``result["submission"]`` (None for one ``fullcycle grade``).
+    store : bool
+        Append the result to the config's results store (a cohort stores results itself).
+    holdout : Holdout, optional
+        A hidden world built already (:attr:`Job.holdout`), so a cohort builds it once.
+
+    Returns
+    -------
+    dict
+        The result (the content of ``result.json``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="fullcycle-grade-"))
-    job_dir = work / "job"
-    job_dir.mkdir()
-    job = Job(spec, config, Path(submission), out_dir, work / "private", job_dir)
-    job.work.mkdir()
+    work, private, job_dir = make_workspace()
+    job = Job(
+        spec,
+        config,
+        Path(submission),
+        out_dir,
+        private,
+        job_dir,
+        holdout=holdout,
+        learner=learner,
+        assignment=assignment,
+    )
+    steps = STEPS if store else [(name, fn) for name, fn in STEPS if name != "store"]
     try:
-        run_steps(job, STEPS, progress)
+        run_steps(job, steps, progress)
         return job.result
     finally:
-        if job.sandbox is not None:
-            job.sandbox.close()
+        for sandbox in job.sandboxes:
+            sandbox.close()
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
