@@ -460,27 +460,171 @@ def grade(submission, project, out, config_path, keep_work):
     from fullcycle.spec import find_project
 
     grading = _grader()
-    format_scorecard, load_config, run_grade = (
-        grading.format_scorecard,
-        grading.load_config,
-        grading.grade,
-    )
+    from grading.jobproc import JobLimits, JobProcess, JobRequest
+    from grading.store import open_store
 
     try:
         spec = find_project(project)
-        config = load_config(config_path)
-        result = run_grade(
-            submission,
-            spec,
-            config,
-            out,
+        config = grading.load_config(config_path)
+        submission = Path(submission)
+        if not submission.exists():
+            raise ConfigError(f"{submission}: no such kit folder or zip")
+        # The grading runs in a watched process: a deadline and a memory bound hold whatever
+        # the submission does; the secret reaches it through a pipe, never its command line.
+        job = JobProcess(show_progress=True)
+        try:
+            result = job.run(
+                JobRequest(
+                    submission.resolve(),
+                    spec,
+                    config,
+                    Path(out).resolve(),
+                    sha256=_sha(submission),
+                    extra={"progress": True, "keep_work": keep_work},
+                ),
+                JobLimits.from_config(config),
+            )
+        finally:
+            job.close()
+        open_store(config.store_target()).add(result)
+    except (FullcycleError, NotImplementedError) as exc:
+        _fail(exc)
+    format_scorecard = grading.format_scorecard
+    click.echo(format_scorecard(result))
+    click.echo(f"reports: {out}/result.json, feedback.html, feedback.md, executed.ipynb")
+
+
+@cli.command()
+@click.argument("kit", type=click.Path(path_type=Path, exists=True))
+@click.option("--project", default=None, help="The kit's project (default: the kit folder's name).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Reports go here (default: KIT-check beside the kit).",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(["full", "small", "tiny"]),
+    default="small",
+    show_default=True,
+    help="Size of the public simulated data.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Public validation files of a files project (default: projects/NAME/public).",
+)
+@click.option("--keep-work", is_flag=True, help="Keep the job folder (for debugging the grader).")
+def check(kit, project, out, scale, data_dir, keep_work):
+    """Grade KIT on public validation data, as the instructor's grader will on hidden data."""
+    _grader()
+    from grading.check import check_kit
+
+    try:
+        done = check_kit(
+            kit,
+            project=project,
+            out_dir=out,
+            scale=scale,
+            data_dir=data_dir,
             keep_work=keep_work,
             progress=lambda step, status: click.echo(f"  {step:<18}{status}", err=True),
         )
     except (FullcycleError, NotImplementedError) as exc:
         _fail(exc)
-    click.echo(format_scorecard(result))
-    click.echo(f"reports: {out}/result.json, feedback.html, feedback.md, executed.ipynb")
+    click.echo(done.text, nl=False)
+
+
+_CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("instructor/grading.yaml"),
+    show_default=True,
+    help="The instructor's grading config (secret seed, limits, results store).",
+)
+
+
+def _sha(path: Path) -> str:
+    from grading.cohort import bounded_hash
+
+    return bounded_hash(path, 200_000_000)
+
+
+@cli.command("grade-cohort")
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option("--project", default="fraud_detection", show_default=True)
+@_CONFIG_OPTION
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Reports go here.")
+@click.option("--assignment", default=None, help="Assignment name (default: the project's).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Default: cores.")
+@click.option("--scheduler", default=None, help="An existing Dask scheduler, tcp://HOST:PORT.")
+@click.option("--store", default=None, help="Results store: a path or postgresql://... URL.")
+@click.option("--resume", is_flag=True, help="Grade only submissions without a stored result.")
+@click.option(
+    "--course",
+    "course_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="nbgrader course folder whose gradebook gets the results (automatic for submitted/).",
+)
+def grade_cohort(
+    submissions,
+    project,
+    config_path,
+    out,
+    assignment,
+    workers,
+    scheduler,
+    store,
+    resume,
+    course_dir,
+):
+    """Grade every submission of SUBMISSIONS in parallel; resumable; one report and gradebook.
+
+    SUBMISSIONS is a folder of learner folders or zips, or nbgrader's submitted/ tree.
+    """
+    from fullcycle.spec import find_project
+
+    if workers and scheduler:
+        _fail(ConfigError("give --workers (a local cluster) or --scheduler, not both"))
+    grading = _grader()
+    from grading.cohort import grade_cohort as run_cohort
+    from grading.jobproc import JobLimits
+
+    try:
+        spec = find_project(project)
+        config = grading.load_config(config_path)
+        summary = run_cohort(
+            submissions,
+            spec,
+            config,
+            out,
+            store=store,
+            assignment=assignment,
+            workers=workers,
+            scheduler=scheduler,
+            resume=resume,
+            limits=JobLimits.from_config(config),
+            course_dir=course_dir,
+        )
+    except (FullcycleError, NotImplementedError) as exc:
+        _fail(exc)
+    click.echo(
+        f"{summary.found} submissions: {summary.graded} graded now ({summary.failed} not "
+        f"'graded'), {summary.skipped} already had a result; {summary.seconds:.0f} s"
+    )
+    click.echo(f"results store: {summary.store}")
+    click.echo(f"report: {summary.report}  csv: {summary.csv}")
+    if summary.gradebook:
+        gb = summary.gradebook
+        click.echo(
+            f"gradebook: {len(gb.written)} capstone scores of {gb.assignment!r} in {gb.db_url} "
+            f"({len(gb.added_students)} new students, {len(gb.flagged)} flagged for a look)"
+        )
 
 
 @cli.command()

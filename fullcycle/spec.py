@@ -506,7 +506,12 @@ def load_spec(path: str | Path) -> ProjectSpec:
 
 
 def find_project(name: str, search_root: str | Path | None = None) -> ProjectSpec:
-    """Load ``projects/<name>/project.yaml`` from the repository (or ``search_root``)."""
+    """Load ``projects/<name>/project.yaml`` from the repository (or ``search_root``).
+
+    ``name`` may also be the path of a ``project.yaml`` (an employer's own project).
+    """
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return load_spec(Path(name))
     # The working folder and its parents (a kit folder inside a learner release or the
     # repository), then the source tree this package runs from (an editable install).
     roots = (

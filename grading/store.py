@@ -38,7 +38,9 @@ the row among the rows of its submission in id order.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import time
 import zlib
@@ -468,6 +470,9 @@ def _engine(url: URL, connect_timeout: float, busy_timeout: float):
                 f"cannot create the folder of the results store {path} ({exc.strerror}); "
                 "point results_store in the grading config at a writable place."
             ) from None
+        if not path.exists():  # readable by the grader only: results name every learner
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)

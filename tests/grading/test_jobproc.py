@@ -1,0 +1,131 @@
+"""The watched job process: memory bound, deadline, secrets only through a pipe, dies with its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import ranking
+
+from grading import load_config
+from grading.jobproc import JobLimits, JobProcess, JobRequest
+
+
+def _request(ranking_env, tmp_path, cells=None):
+    spec, config_path, _ = ranking_env
+    cfg = load_config(config_path)
+    cfg = cfg.model_copy(
+        update={
+            "service": cfg.service.model_copy(update={"enabled": False}),
+            "monitoring": cfg.monitoring.model_copy(update={"enabled": False}),
+        }
+    )
+    kit = ranking.write_kit(tmp_path / "kit", cells=cells, service=None, monitor=None)
+    return JobRequest(kit, spec, cfg, tmp_path / "out", learner="ann", assignment="ranking"), cfg
+
+
+def test_a_job_is_graded_in_its_own_process(ranking_env, tmp_path):
+    request, _ = _request(ranking_env, tmp_path)
+    job = JobProcess()
+    try:
+        result = job.run(request, JobLimits(job_timeout_s=120))
+    finally:
+        job.close()
+    assert result["status"] == "graded", result["messages"]
+    assert result["submission"]["learner"] == "ann"
+    assert 0 < result["job"]["grader_peak_rss_mb"] < 4096
+    assert (tmp_path / "out" / "feedback.html").is_file()
+
+
+def test_past_the_memory_bound_the_job_is_stopped_and_recorded(ranking_env, tmp_path):
+    request, _ = _request(ranking_env, tmp_path)
+    job = JobProcess()
+    pid = job.proc.pid
+    try:
+        # 64 MB: the grader itself passes it as soon as it loads its libraries
+        result = job.run(request, JobLimits(job_timeout_s=120, grader_memory_mb=64))
+    finally:
+        job.close()
+    assert result["status"] == "grader_limit"
+    assert "more than 64 MB" in result["messages"][0]
+    assert result["score"]["points"] == 0 and result["score"]["max_points"] > 0
+    assert all("not measured" in line["feedback"] for line in result["rubric"])
+    assert (tmp_path / "out" / "result.json").is_file()
+    assert (tmp_path / "out" / "feedback.md").is_file()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_past_the_deadline_the_job_is_stopped_and_nothing_is_left(ranking_env, tmp_path):
+    request, _ = _request(ranking_env, tmp_path, cells=["while True:\n    pass\n"])
+    job = JobProcess()
+    marker = str(job.work_root)
+    try:
+        t = time.monotonic()
+        result = job.run(request, JobLimits(job_timeout_s=6))
+        took = time.monotonic() - t
+    finally:
+        job.close()
+    assert result["status"] == "timeout" and "longer than 6 s" in result["messages"][0]
+    assert took < 20
+    left = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in (p.info["cmdline"] or [])):
+                left.append(p.info["cmdline"])
+        except psutil.Error:
+            continue
+    assert not left
+
+
+def test_the_secret_reaches_the_job_through_a_pipe_only(ranking_env, tmp_path):
+    _, config_path, _ = ranking_env
+    request, cfg = _request(ranking_env, tmp_path)
+    job = JobProcess()
+    try:
+        p = psutil.Process(job.proc.pid)
+        seen = " ".join(p.cmdline()) + " ".join(f"{k}={v}" for k, v in p.environ().items())
+        assert cfg.secret_seed not in seen and str(config_path) not in seen
+        result = job.run(request, JobLimits(job_timeout_s=120))
+        assert cfg.secret_seed not in str(result)
+    finally:
+        job.close()
+
+
+DIES = """
+import sys, time
+from grading.jobproc import JobProcess
+job = JobProcess()
+print(job.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_job_process_dies_with_its_parent(tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", DIES], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        child = int(parent.stdout.readline())
+        assert psutil.pid_exists(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the job process outlived its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
