@@ -155,8 +155,27 @@ def _not_measured(line: dict) -> bool:
     return line.get("passed") is None and not line["max_points"]
 
 
+def _on_public_data(result: dict) -> bool:
+    """Whether ``result`` is a self-check's: graded on public data (the public seed), no secret."""
+    import hashlib
+
+    from grading.check import public_seed
+
+    if ((result.get("reference") or {}).get("data")) == "public":
+        return True
+    seed = (result.get("provenance") or {}).get("seed_sha256")
+    project = result.get("project")
+    if not seed or not isinstance(project, str):
+        return False
+    return seed == hashlib.sha256(public_seed(project).encode()).hexdigest()
+
+
 def _context(result: dict) -> dict:
-    """What both feedback templates show, taken from ``result``; the templates escape it all."""
+    """What both feedback templates show, taken from ``result``; the templates escape it all.
+
+    ``world`` words where the figures were measured: ``"hidden world"`` for a grading,
+    ``"public data"`` for a learner's self-check (:mod:`grading.check`).
+    """
     rubric = [{**line, "not_measured": _not_measured(line)} for line in result["rubric"]]
     problems = []
     for key, title in (("service", "Service"), ("monitoring", "Monitoring")):
@@ -185,6 +204,7 @@ def _context(result: dict) -> dict:
         "lost": [line for line in rubric if line.get("feedback")],
         "problems": problems,
         "reference": reference,
+        "world": "public data" if _on_public_data(result) else "hidden world",
         "isolation": list(iso.get("reasons") or []) if iso.get("reduced") else [],
     }
 

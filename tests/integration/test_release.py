@@ -1,13 +1,21 @@
-"""Is the learner release installable, and does it hold no solution?
+"""Is the learner release installable, does it hold no solution, and can a learner check a kit?
 
 The release is built into a temporary folder and its wheel is installed into a
 fresh virtual environment that sees neither the repository nor its editable
-install. Tests may not reach PyPI, so the fresh environment borrows the
-*third-party* packages of the development environment through one ``.pth``
-line (a path added that way is not scanned for ``.pth`` files, so the editable
-``fullcycle`` finder stays out); ``fullcycle`` itself comes only from the
-release's wheel (``pip install --no-deps --no-index``), and each test checks
-that this is the ``fullcycle`` that ran.
+install. Tests may not reach PyPI, so the fresh environment gets the
+*third-party* packages of the development environment as hard links (a copy
+where the two folders are on different file systems), without the editable
+``fullcycle`` install (its ``.pth`` finder and metadata are left out). The
+packages are in the environment's own ``site-packages``, as ``pip install``
+puts them: the grader's sandbox mounts the environment, and a learner's code
+must find its packages there. ``fullcycle`` and ``grading`` come only from
+the release's wheel (``pip install --no-deps --no-index``), and each test
+checks that this is the ``fullcycle`` that ran.
+
+The release carries the reference solution's figures on public data for the
+check scale ``tiny`` only (``check_scales``): grading the fraud reference kit at
+the default ``small`` would cost about 20 s more, and the fresh environment's
+checks run at ``tiny`` too.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -23,11 +32,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+import psutil
 import pytest
 
-from grading.release import BEGIN, END, build_wheel, release
+from grading.release import BEGIN, END, PACKAGES, build_wheel, release
 
 REPO = Path(__file__).resolve().parents[2]
+#: The scale of the fresh environment's checks, and the one the test release carries figures for.
+CHECK_SCALE = "tiny"
 
 #: Reference solutions of learner stages (see the kit's stage table): none may be defined in,
 #: or importable from, the installed library. Structural checks below add any FastAPI route and
@@ -68,10 +81,10 @@ class Fresh:
     env: dict
     tmp: Path
 
-    def run(self, *args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    def run(self, *args, timeout=300, cwd=None, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(a) for a in args],
-            cwd=self.tmp,
+            cwd=self.tmp if cwd is None else cwd,
             env=self.env,
             capture_output=True,
             text=True,
@@ -89,8 +102,33 @@ def _sh(*args, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def released(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("release") / "course"
-    release(REPO, out)
+    with pytest.MonkeyPatch.context() as mp:  # the check's reference cache: not the user's
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        release(REPO, out, check_scales=(CHECK_SCALE,))
     return out
+
+
+def _third_party(dev: Path, site: Path) -> None:
+    """Hard-link (or copy) the development environment's packages into ``site``, but the
+    editable ``fullcycle`` install (its finder, ``.pth`` and metadata) and anything of ours."""
+    ours = re.compile(r"(^__editable__|^_?fullcycle|^grading)", re.I)
+    for src in sorted(dev.iterdir()):
+        dest = site / src.name
+        if ours.search(src.name) or dest.exists() or src.name == "__pycache__":
+            continue
+        if src.suffix == ".pth" and str(REPO) in src.read_text(errors="replace"):
+            continue
+        if src.is_dir():
+            try:
+                shutil.copytree(src, dest, symlinks=True, copy_function=os.link)
+            except (OSError, shutil.Error):  # another file system: copy
+                shutil.rmtree(dest, ignore_errors=True)
+                shutil.copytree(src, dest, symlinks=True)
+        else:
+            try:
+                os.link(src, dest)
+            except OSError:
+                shutil.copy2(src, dest)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +151,7 @@ def fresh(released, tmp_path_factory) -> Fresh:
         MPLBACKEND="Agg",
         MLFLOW_DISABLE_TELEMETRY="true",
         DO_NOT_TRACK="true",
+        XDG_CACHE_HOME=str(tmp / "xdg-cache"),
     )
     env.pop("MLFLOW_TRACKING_URI", None)
     site = Path(
@@ -120,8 +159,7 @@ def fresh(released, tmp_path_factory) -> Fresh:
             python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp, env=env
         ).stdout.strip()
     )
-    # Third-party packages only: the editable install's .pth finder is not run from here.
-    (site / "zz_third_party_from_dev_venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    _third_party(Path(sysconfig.get_path("purelib")), site)
     (wheel,) = (released / "wheels").glob("fullcycle-*.whl")
     _sh(
         sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
@@ -228,8 +266,9 @@ def _definitions_and_routes(path: Path, rel: str) -> list[str]:
 # --- the release folder -------------------------------------------------------------------
 
 
-def test_the_wheel_holds_only_the_library_and_is_reproducible(tmp_path):
-    """Is the learner's wheel the fullcycle package alone, the same bytes on every build?"""
+def test_the_wheel_holds_the_library_and_the_grader_and_is_reproducible(tmp_path):
+    """Is the learner's wheel the fullcycle and grading packages alone (code and templates),
+    the same bytes on every build?"""
     first = build_wheel(REPO, tmp_path / "a")
     second = build_wheel(REPO, tmp_path / "b")
     assert first.read_bytes() == second.read_bytes()
@@ -237,12 +276,89 @@ def test_the_wheel_holds_only_the_library_and_is_reproducible(tmp_path):
         names = wheel.namelist()
         meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        top_level = wheel.read(next(n for n in names if n.endswith("top_level.txt"))).decode()
+    dist_info = first.name.split("-py3")[0] + ".dist-info"
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"fullcycle", first.name.split("-py3")[0] + ".dist-info"}, tops
+    assert tops == {"fullcycle", "grading", dist_info}, tops
+    assert top_level.split() == ["fullcycle", "grading"]
     assert "fullcycle/__init__.py" in names and "fullcycle/cli.py" in names
+    assert "grading/check.py" in names and "grading/templates/feedback.md.j2" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    package_files = [n for n in names if not n.startswith(dist_info)]
+    odd = [
+        n
+        for n in package_files
+        if not (n.endswith(".py") or re.fullmatch(r"grading/templates/[^/]+\.(j2|md)", n))
+    ]
+    assert not odd, f"neither code nor a template: {odd}"
     assert "Requires-Dist: pandas" in meta and "Requires-Dist: pytest" not in meta
     assert "fullcycle = fullcycle.cli:main" in entry
+
+
+#: A seed an instructor might leave in a package folder: it must reach no learner.
+PLANTED_SEED = "5eed" * 8
+#: Files an instructor might leave in the package folders; none may enter the wheel.
+PLANTED = {
+    "grading/grading.yaml": f"secret_seed: {PLANTED_SEED}\n",
+    "grading/instructor/grading.yml": f"secret_seed: {PLANTED_SEED}\n",
+    "grading/instructor/notes.md": f"seed of this term: {PLANTED_SEED}\n",
+    "grading/templates/seed.txt": PLANTED_SEED,
+    "grading/results.sqlite": "SQLite format 3\x00",
+    "grading/cache/reference/abc.json": json.dumps({"seed": PLANTED_SEED}),
+    "grading/holdout.pickle": PLANTED_SEED,
+    "grading/hidden/labels.csv": f"TX_FRAUD\n1\n{PLANTED_SEED}\n",
+    "grading/.env": f"FULLCYCLE_SEED={PLANTED_SEED}\n",
+    "grading/secret_seed.py": f"SEED = {PLANTED_SEED!r}\n",
+    "fullcycle/secrets.json": json.dumps({"seed": PLANTED_SEED}),
+}
+
+
+def _course_copy(root: Path) -> Path:
+    """The packages and metadata of the repository, copied (never the repository itself)."""
+    root.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, root / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return root
+
+
+def test_no_config_store_cache_or_secret_left_in_a_package_reaches_the_wheel(tmp_path):
+    """Could a grading config, results store, cache, holdout or secret file that an instructor
+    left in a package folder end up in the learner's wheel?"""
+    repo = _course_copy(tmp_path / "course")
+    for rel, text in PLANTED.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+
+    wheel = build_wheel(repo, tmp_path / "wheels")
+
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        leaked = sorted(names & set(PLANTED))
+        holding = [n for n in names if PLANTED_SEED.encode() in z.read(n)]
+    assert not leaked and not holding, (leaked, holding)
+    assert "grading/check.py" in names  # the grader itself is there
+
+
+@pytest.mark.parametrize(
+    "rel, text, match",
+    [
+        ("grading/settings.py", f'SECRET_SEED = "{PLANTED_SEED}"\n', "secret seed"),
+        ("grading/answers.py", f"def f():\n    {BEGIN}\n    return 1\n    {END}\n", "solution"),
+    ],
+    ids=["seed-literal", "solution-region"],
+)
+def test_is_a_package_file_with_a_seed_or_a_solution_refused(tmp_path, rel, text, match):
+    from grading.errors import GradingConfigError
+
+    repo = _course_copy(tmp_path / "course")
+    (repo / rel).write_text(text)
+    with pytest.raises(GradingConfigError, match=match):
+        build_wheel(repo, tmp_path / "wheels")
+    assert not (tmp_path / "wheels").exists()
 
 
 @pytest.mark.integration
@@ -277,7 +393,29 @@ def test_the_release_has_two_commands_a_wheel_every_kit_file_and_the_projects(re
     for rel in stubbed:
         assert 'raise NotImplementedError("not implemented yet")' in _code_text(released / rel)
     assert not list(released.rglob("grading*.y*ml")) and not list(released.rglob("*.joblib"))
-    assert not (released / "grading").exists()
+    assert not (released / "grading").exists()  # the grader is in the wheel only
+    assert "fullcycle check starter_kits/fraud_detection" in readme
+    assert "no grader" not in readme and "public" in readme
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_release_carries_the_reference_figures_on_public_data(released):
+    """Does the release hold the reference kit's figures on the public data of its check scale,
+    for the project spec it ships?"""
+    from fullcycle.spec import load_spec
+    from grading.check import public_seed
+
+    spec = load_spec(released / "projects" / "fraud_detection" / "project.yaml")
+    published = json.loads(
+        (released / "projects/fraud_detection/public_reference.json").read_text()
+    )
+    assert set(published) == {CHECK_SCALE}
+    entry = published[CHECK_SCALE]
+    assert entry["spec_sha256"] == spec.sha256 and entry["seed"] == public_seed(spec.name)
+    assert entry["data_fingerprint"] and 0.5 < entry["figures"]["roc_auc"] <= 1
+    assert all(c.metric.removesuffix(".vs_reference") in entry["figures"] for c in spec.rubric
+               if c.metric.endswith(".vs_reference"))  # fmt: skip
 
 
 # --- the release, installed in a fresh environment ------------------------------------------
@@ -285,20 +423,21 @@ def test_the_release_has_two_commands_a_wheel_every_kit_file_and_the_projects(re
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_library_comes_from_the_wheel_and_the_grader_is_absent(fresh):
-    """Does `import fullcycle` resolve to the wheel's install, with no grader and no repository?"""
+def test_the_library_and_the_grader_come_from_the_wheel(fresh):
+    """Do `import fullcycle` and `import grading` resolve to the wheel's install, not the
+    repository?"""
     probe = fresh.run(
         fresh.python,
         "-c",
-        "import importlib.metadata as m, importlib.util as u, json, sys, fullcycle;"
-        "print(json.dumps({'file': fullcycle.__file__, 'grading': u.find_spec('grading') is None,"
+        "import importlib.metadata as m, json, sys, fullcycle, grading;"
+        "print(json.dumps({'file': fullcycle.__file__, 'grading': grading.__file__,"
         "'dist': str(m.distribution('fullcycle').locate_file('')), 'path': sys.path}))",
     )
     assert probe.returncode == 0, probe.stderr
     seen = json.loads(probe.stdout)
     assert Path(seen["file"]).is_relative_to(fresh.site), seen["file"]
+    assert Path(seen["grading"]).is_relative_to(fresh.site), seen["grading"]
     assert Path(seen["dist"]) == fresh.site, seen["dist"]
-    assert seen["grading"], "the grader is importable in the learner's environment"
     assert not [p for p in seen["path"] if p and Path(p).resolve() == REPO], seen["path"]
     cli = fresh.run(fresh.root / "bin" / "fullcycle", "--help")
     assert cli.returncode == 0 and "release" in cli.stdout, cli.stdout + cli.stderr
@@ -356,7 +495,7 @@ def test_the_released_kit_notebook_runs_to_its_first_stub(fresh, released):
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(probe.read_text())
     assert Path(seen["executable"]).parent == fresh.python.parent, seen
-    assert Path(seen["fullcycle"]).is_relative_to(fresh.site) and not seen["grading"], seen
+    assert Path(seen["fullcycle"]).is_relative_to(fresh.site), seen
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     trace = _ANSI.sub("", outcome.get("traceback") or "")
     assert outcome["ename"] == "NotImplementedError", (
@@ -369,18 +508,20 @@ def test_the_released_kit_notebook_runs_to_its_first_stub(fresh, released):
 
 _SCAN = """
 import importlib, importlib.util, inspect, json, pkgutil, sys
-import fullcycle
 from fastapi import APIRouter, FastAPI
 from sklearn.base import TransformerMixin
 
 names = set(json.loads(sys.argv[1]))
 report = {"broken": {}, "attributes": [], "routes": [], "transformers": []}
-modules = ["fullcycle"] + [
-    info.name for info in pkgutil.walk_packages(
-        fullcycle.__path__, "fullcycle.",
-        onerror=lambda name: report["broken"].setdefault(name, "cannot be walked"))
-    if not info.name.endswith("__main__")
-]
+modules = []
+for top in json.loads(sys.argv[2]):
+    package = importlib.import_module(top)
+    modules += [top] + [
+        info.name for info in pkgutil.walk_packages(
+            package.__path__, top + ".",
+            onerror=lambda name: report["broken"].setdefault(name, "cannot be walked"))
+        if not info.name.endswith("__main__")
+    ]
 for name in modules:
     try:
         module = importlib.import_module(name)
@@ -393,7 +534,7 @@ for name in modules:
         if isinstance(value, (FastAPI, APIRouter)):
             report["routes"] += [f"{name}.{attr}: {getattr(r, 'path', r)}" for r in value.routes]
         if (inspect.isclass(value) and issubclass(value, TransformerMixin)
-                and value.__module__.startswith("fullcycle")):
+                and value.__module__.split(".")[0] in ("fullcycle", "grading")):
             report["transformers"].append(f"{value.__module__}.{value.__qualname__}")
 report["transformers"] = sorted(set(report["transformers"]))
 print(json.dumps(report))
@@ -403,20 +544,20 @@ print(json.dumps(report))
 @pytest.mark.integration
 @pytest.mark.slow
 def test_no_reference_solution_is_importable_from_the_installed_library(fresh):
-    """Does every module of the installed library import, and does none define or export a
-    learner stage's reference solution (by name, a FastAPI route, or a feature transformer)?"""
+    """Does every module of the installed library and grader import, and does none define or
+    export a learner stage's reference solution (by name, a FastAPI route, or a feature
+    transformer)?"""
     scan = fresh.tmp / "scan.py"
     scan.write_text(_SCAN)
-    result = fresh.run(fresh.python, scan, json.dumps(FORBIDDEN))
+    result = fresh.run(fresh.python, scan, json.dumps(FORBIDDEN), json.dumps(PACKAGES))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    installed = fresh.site / "fullcycle"
     static = []
-    for path in sorted(installed.rglob("*.py")):
+    for path in sorted(p for package in PACKAGES for p in (fresh.site / package).rglob("*.py")):
         rel = str(path.relative_to(fresh.site))
         static += _definitions_and_routes(path, rel)
-        text = path.read_text()
-        if BEGIN in text or END in text:
+        # a marker line opens or closes a region (the release's own code names the markers)
+        if any(line.strip() in (BEGIN, END) for line in path.read_text().splitlines()):
             static.append(f"{rel}: solution marker")
     problems = {
         "modules that do not import": report["broken"],
@@ -436,7 +577,7 @@ def test_no_line_of_a_reference_solution_is_in_the_release_or_the_library(fresh,
     lines = _solution_lines(REPO)
     assert lines, "no solution lines found in the kits; the check would prove nothing"
     copies = []
-    for root in (released, fresh.site / "fullcycle"):
+    for root in (released, *(fresh.site / package for package in PACKAGES)):
         for path in _text_files(root):
             if path.suffix == ".whl":
                 continue
@@ -445,3 +586,99 @@ def test_no_line_of_a_reference_solution_is_in_the_release_or_the_library(fresh,
                     where = path.relative_to(root.parent)
                     copies.append(f"{where}: {line.strip()!r} (from {lines[line.strip()]})")
     assert not copies, "solution code outside its region:\n" + "\n".join(copies)
+
+
+# --- the learner's self-check, from the release ---------------------------------------------
+
+#: A learner's first notebook cell after the parameters: scores by amount, nothing else written.
+_AMOUNT_CELL = """\
+import pandas as pd
+score = pd.read_parquet(score_path)
+pd.DataFrame({"TRANSACTION_ID": score["TRANSACTION_ID"],
+              "fraud_score": score["TX_AMOUNT"].rank(pct=True)}).to_csv(predictions_path, index=False)
+"""
+
+
+def _fresh_processes(fresh) -> list[str]:
+    """Live processes that run anything of the fresh environment (the CLI, kernels, services)."""
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if str(fresh.root) in cmd and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{p.info['pid']}: {cmd[:200]}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def _check(fresh, released, kit, out) -> tuple[subprocess.CompletedProcess, dict]:
+    """``fullcycle check KIT`` from the release folder, as its README says; and result.json."""
+    done = fresh.run(
+        fresh.root / "bin" / "fullcycle", "check", kit, "--scale", CHECK_SCALE, "--out", out,
+        cwd=released, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert not _fresh_processes(fresh), _fresh_processes(fresh)
+    return done, json.loads((out / "result.json").read_text())
+
+
+def _no_grader_error(result: dict) -> None:
+    assert "grader_error" not in result["status"], result["messages"]
+    failed = [s for s in result["provenance"]["steps"] if s["status"] == "error"]
+    assert not failed, (failed, result["messages"])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_released_kit_checks_to_a_clean_zero_that_says_what_is_not_written(fresh, released):
+    """In the learner's environment, does `fullcycle check` of the released kit as it is run the
+    grader to a clean zero saying "not implemented yet", with no grader error, and every line
+    relative to the reference solution explained rather than crashed?"""
+    out = fresh.tmp / "check-released-kit"
+
+    done, result = _check(fresh, released, "starter_kits/fraud_detection", out)
+
+    assert "PUBLIC validation data" in done.stdout and "not implemented yet" in done.stdout
+    assert "Traceback" not in done.stdout
+    _no_grader_error(result)
+    assert result["status"].split(":")[0] == "notebook_failed", result["messages"]
+    assert result["score"]["points"] == 0 and result["score"]["max_points"] > 0
+    relative = [line for line in result["rubric"] if line["metric"].endswith(".vs_reference")]
+    assert relative
+    for line in relative:
+        assert line["measured"] or "not measured" in line["feedback"], line
+    assert "not implemented yet" in (out / "feedback.md").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_learner_kit_is_measured_against_the_reference_figures_the_release_carries(
+    fresh, released
+):
+    """Is a kit that writes predictions compared with the reference figures of the release (the
+    release's kit being a stubbed copy), on the same public data, in the learner's environment?"""
+    kit = fresh.tmp / "learner" / "fraud_detection"
+    shutil.copytree(released / "starter_kits" / "fraud_detection", kit)
+    nb = nbformat.read(kit / "pipeline.ipynb", as_version=4)
+    parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
+    nb.cells = [*parameters, nbformat.v4.new_code_cell(_AMOUNT_CELL)]
+    nbformat.write(nb, kit / "pipeline.ipynb")
+    published = json.loads(
+        (released / "projects/fraud_detection/public_reference.json").read_text()
+    )
+    figures = published[CHECK_SCALE]["figures"]
+    out = fresh.tmp / "check-learner-kit"
+
+    done, result = _check(fresh, released, kit, out)
+
+    _no_grader_error(result)
+    assert result["status"].split(":")[0] == "graded", result["messages"]
+    assert result["reference"]["source"] == "release" and result["reference"]["data"] == "public"
+    assert result["reference"]["figures"] == figures
+    auc = next(line for line in result["rubric"] if line["metric"] == "roc_auc.vs_reference")
+    assert auc["measured"] and auc["max_points"] > 0
+    assert auc["value"] == pytest.approx(result["metrics"]["roc_auc"] / figures["roc_auc"])
+    assert "## The reference solution on the same public data" in done.stdout
+    assert "hidden world" not in (out / "feedback.html").read_text()
