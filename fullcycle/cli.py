@@ -41,8 +41,8 @@ def _grader():
     except ImportError:
         _fail(
             ConfigError(
-                "the grader is not part of the learner release; this command is for instructors "
-                "(in the course repository: `make test` or `pip install -e .`)"
+                "the grader package is not installed; reinstall fullcycle from the release's "
+                "wheel or, in the course repository, run `make test` or `pip install -e .`"
             )
         )
     return grading

@@ -1,4 +1,7 @@
-"""The fullcycle autograder (instructor side). Learner code never needs it.
+"""The fullcycle autograder. Instructors grade with it; learners self-check with it on public data.
+
+It holds no secret: the secret seed lives in the instructor's grading config.
+Learner code never imports it.
 
 ``grade(submission, spec, config, out_dir)`` runs the steps of
 :mod:`grading.pipeline` and writes ``result.json``, ``feedback.md``,
@@ -9,7 +12,7 @@ grading config with its secret seed.
 
 from grading.config import GradingConfig, load_config, new_config
 from grading.errors import GradingConfigError, SubmissionError
-from grading.pipeline import RESULT_SCHEMA, STEPS, grade
+from grading.pipeline import RESULT_SCHEMA, STEPS, check_isolation, grade
 from grading.release import release, strip_solutions
 from grading.report import format_scorecard
 from grading.sandbox import Limits, Sandbox
@@ -22,6 +25,7 @@ __all__ = [
     "Limits",
     "Sandbox",
     "SubmissionError",
+    "check_isolation",
     "format_scorecard",
     "grade",
     "load_config",

@@ -137,7 +137,8 @@ class JobProcess:
         except psutil.Error:
             ps = None
         bound = limits.grader_memory_mb * 1024 * 1024
-        while status is None:
+        done = False
+        while status is None and not done:
             if self.proc.poll() is not None:
                 break
             try:
@@ -158,13 +159,18 @@ class JobProcess:
                     "in total; it was stopped"
                 )
             else:
-                time.sleep(POLL_S)
+                done = self._wait_done(POLL_S)
+        if status is None and not done:
+            done = self._wait_done(0)  # it may have said so just before it ended
+        if done:  # the result is written; the process need not finish its own exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2)
         self.kill()
         seconds = round(time.monotonic() - t0, 3)
         result = None
         if status is None:
             result = _read_result(out_dir / "result.json")
-            if result is None or self.proc.returncode != 0:
+            if result is None or not done:
                 status = "grader_error"
                 reason = (
                     f"the grading process ended with code {self.proc.returncode} "
@@ -177,6 +183,19 @@ class JobProcess:
         result.setdefault("job", {})
         result["job"].update({"seconds": seconds, "grader_peak_rss_mb": round(peak / 2**20, 1)})
         return result
+
+    def _wait_done(self, timeout: float) -> bool:
+        """Whether the child said it is done within ``timeout`` seconds."""
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return False
+        line = self.proc.stdout.readline(64)
+        if line == _DONE:
+            return True
+        time.sleep(timeout)  # end of file (the child died) or noise: the loop finds out
+        return False
 
     def _wait_ready(self, deadline: float) -> None:
         import select
