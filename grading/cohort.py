@@ -44,7 +44,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from grading.errors import GradingConfigError
 from grading.gradebook import GradebookError, check_student_id
-from grading.jobproc import JobLimits, JobProcess, JobRequest
+from grading.jobproc import JobLimits, JobProcess, JobRequest, JobServer
 
 __all__ = [
     "CohortSummary",
@@ -153,29 +153,28 @@ def discover(folder: str | Path, assignment: str, max_bytes: int = 200_000_000) 
 
 # ---- the task a worker runs ------------------------------------------------------------
 
-_SPARE: dict[str, JobProcess] = {}
+_SERVER: dict[str, JobServer] = {}
 
 
-def _take_job_process() -> JobProcess:
-    """This worker's warm job process, and a new spare started for the next task."""
-    proc = _SPARE.pop("next", None)
-    if proc is None or proc.proc.poll() is not None:
-        if proc is not None:
-            proc.close()
-        proc = JobProcess()
-    _SPARE["next"] = JobProcess()
-    return proc
+def _job_server() -> JobServer:
+    """This worker's warm job server (started once; again if it died)."""
+    server = _SERVER.get("server")
+    if server is None or not server.alive():
+        if server is not None:
+            server.close()
+        server = _SERVER["server"] = JobServer()
+    return server
 
 
-def _close_spare() -> None:
-    proc = _SPARE.pop("next", None)
-    if proc is not None:
-        proc.close()
+def _close_server() -> None:
+    server = _SERVER.pop("server", None)
+    if server is not None:
+        server.close()
 
 
 def grade_task(request: JobRequest, limits: JobLimits, warm: bool = True) -> dict:
     """Grade one submission in a watched job process; always returns a result."""
-    proc = _take_job_process() if warm else JobProcess()
+    proc = JobProcess(server=_job_server() if warm else None)
     try:
         return proc.run(request, limits)
     finally:
@@ -197,19 +196,20 @@ class _DieWithCohort(WorkerPlugin):
         from grading.jobproc import _die_with_parent
 
         _die_with_parent()
+        _job_server()  # warm before the first task
         parent = os.getppid()
 
         def watch():
             while True:
                 time.sleep(0.5)
                 if os.getppid() != parent:
-                    _close_spare()
+                    _close_server()
                     os._exit(1)
 
         threading.Thread(target=watch, name="die-with-cohort", daemon=True).start()
 
     def teardown(self, worker=None):
-        _close_spare()
+        _close_server()
 
 
 # ---- the cohort ------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def _client(workers: int | None, scheduler: str | None):
             yield client
         finally:
             with contextlib.suppress(Exception):
-                client.run(_close_spare)
+                client.run(_close_server)
 
 
 def _private_holdout(spec, config, where: Path):
@@ -298,9 +298,8 @@ def grade_cohort(
     warm: bool = True,
 ) -> CohortSummary:
     """Grade every submission under ``submissions``; see the module docstring."""
-    from grading.store import open_store
-
     from grading.pipeline import check_isolation
+    from grading.store import open_store
 
     t0 = time.monotonic()
     check_isolation(config)  # refuse once, before anything, rather than every submission

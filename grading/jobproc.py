@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,21 +90,25 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-class JobProcess:
-    """A warm grading process: started now, given one job later, then gone."""
+class JobServer:
+    """A warm template process: imports the grader once, then forks one process per job.
 
-    def __init__(self, log_dir: Path | None = None, show_progress: bool = False):
-        self.show_progress = show_progress
-        self.work_root = Path(tempfile.mkdtemp(prefix="fullcycle-job-"))
-        os.chmod(self.work_root, 0o711)
-        self.log_path = Path(log_dir or self.work_root) / "jobproc.log"
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    Forking from it costs milliseconds where a fresh interpreter costs seconds
+    of imports; each job still gets a process of its own, a copy of a template
+    that never graded anything. The template dies with its parent; each forked
+    job dies with the template.
+    """
+
+    def __init__(self, show_progress: bool = False):
+        self.root = Path(tempfile.mkdtemp(prefix="fullcycle-jobs-"))
+        os.chmod(self.root, 0o711)
+        fd = os.open(self.root / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._log = os.fdopen(fd, "ab")
-        env = {**os.environ, "TMPDIR": str(self.work_root)}
-        for key in [k for k in env if k.startswith("FULLCYCLE_GRADING")]:
-            env.pop(key)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FULLCYCLE_GRADING")}
+        # one thread per library: forking a process that holds thread pools is not safe
+        env.update({k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grading.jobproc"],
+            [sys.executable, "-m", "grading.jobproc", "--server"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None if show_progress else self._log,
@@ -111,8 +116,118 @@ class JobProcess:
             preexec_fn=_die_with_parent,
             env=env,
         )
-        self.started = time.monotonic()
         self._ready = False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fork(self, folder: Path, deadline: float) -> int:
+        """A new job process that will talk through the FIFOs in ``folder``; its pid."""
+        if not self._ready:
+            _expect(self.proc, _READY, deadline)
+            self._ready = True
+        self.proc.stdin.write(f"{folder}\n".encode())
+        self.proc.stdin.flush()
+        line = _expect(self.proc, None, deadline)
+        try:
+            return int(line)
+        except ValueError:
+            raise RuntimeError(f"the job server answered {line[:80]!r}") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+        self._log.close()
+        kill_marked(str(self.root))
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _expect(proc, want: bytes | None, deadline: float) -> bytes:
+    """The next line ``proc`` writes (it must be ``want`` when given), before ``deadline``."""
+    import select
+
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"it ended (code {proc.poll()})")
+            if want is not None and line != want:
+                raise RuntimeError(f"unexpected line {line[:80]!r}")
+            return line
+        if proc.poll() is not None:
+            raise RuntimeError(f"it exited with code {proc.returncode}")
+    raise RuntimeError("it did not answer in time")
+
+
+class _Forked:
+    """A forked job process, seen through the FIFOs of its folder (Popen's few methods)."""
+
+    def __init__(self, pid: int, folder: Path, deadline: float):
+        self.pid = pid
+        self.returncode = None
+        self.stdin = self.stdout = None
+        in_path, out_path = folder / "in", folder / "out"
+        while True:  # the job opens "in" for reading first; never block on a dead job
+            try:
+                fd = os.open(in_path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if self.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the job process did not open its pipe") from None
+                time.sleep(0.005)
+        os.set_blocking(fd, True)
+        self.stdin = os.fdopen(fd, "wb")
+        self.stdout = os.fdopen(os.open(out_path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+        os.set_blocking(self.stdout.fileno(), True)
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                import psutil
+
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                    self.returncode = -1
+            except Exception:
+                self.returncode = 0  # gone (the template reaps its children)
+        return self.returncode
+
+    def wait(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > end:
+                raise subprocess.TimeoutExpired("job", timeout)
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        for fn in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                fn(self.pid, signal.SIGKILL)
+
+
+class JobProcess:
+    """One job's process, forked from a :class:`JobServer` (its own one when none is given)."""
+
+    def __init__(self, server: JobServer | None = None, show_progress: bool = False):
+        self._own = server is None
+        self.server = server or JobServer(show_progress=show_progress)
+        self.work_root = self.server.root / uuid.uuid4().hex[:12]
+        self.work_root.mkdir(mode=0o711)
+        os.chmod(self.work_root, 0o711)
+        for name in ("in", "out"):
+            os.mkfifo(self.work_root / name, 0o600)
+        self.started = time.monotonic()
+        self.proc: _Forked | None = None
+
+    def _start(self, deadline: float) -> None:
+        pid = self.server.fork(self.work_root, deadline)
+        self.proc = _Forked(pid, self.work_root, deadline)
 
     # ---- the watcher ---------------------------------------------------------------
     def run(self, request: JobRequest, limits: JobLimits) -> dict:
@@ -126,14 +241,13 @@ class JobProcess:
         peak = 0
         try:
             payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-            if not self._ready:
-                self._wait_ready(t0 + 120)
+            self._start(t0 + 180)
             self.proc.stdin.write(len(payload).to_bytes(8, "big") + payload)
             self.proc.stdin.close()
         except (OSError, RuntimeError) as exc:
             status, reason = "grader_error", f"the grading process did not start: {exc}"
         try:
-            ps = psutil.Process(self.proc.pid)
+            ps = psutil.Process(self.proc.pid) if self.proc is not None else None
         except psutil.Error:
             ps = None
         bound = limits.grader_memory_mb * 1024 * 1024
@@ -197,40 +311,24 @@ class JobProcess:
         time.sleep(timeout)  # end of file (the child died) or noise: the loop finds out
         return False
 
-    def _wait_ready(self, deadline: float) -> None:
-        import select
-
-        fd = self.proc.stdout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                line = fd.readline()
-                if line == _READY:
-                    self._ready = True
-                    return
-                raise RuntimeError(f"unexpected start line {line[:80]!r}")
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"it exited with code {self.proc.returncode}")
-        raise RuntimeError("it was not ready within 120 s")
-
     def kill(self) -> None:
         """Stop the job process, its group, and every process still naming its folder."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
+        if self.proc is not None:
+            if self.proc.poll() is None:
                 self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
         kill_marked(str(self.work_root))
 
     def close(self) -> None:
         self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                stream.close()
-        self._log.close()
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    stream.close()
         shutil.rmtree(self.work_root, ignore_errors=True)
+        if self._own:
+            self.server.close()
 
 
 def kill_marked(marker: str, rounds: int = 20) -> int:
@@ -312,8 +410,8 @@ def _write_stopped_reports(result: dict, out_dir: Path) -> None:
 # ---- the child ------------------------------------------------------------------------
 
 
-def _child() -> int:
-    # The slow imports happen while the process waits for its job.
+def _warm_imports() -> None:
+    """The slow imports, done once in the template before any job."""
     import httpx
     import matplotlib
 
@@ -331,25 +429,69 @@ def _child() -> int:
 
     del httpx, matplotlib, pandas, sklearn, fullcycle, grading
 
+
+def _serve() -> int:
+    """The template: fork a job process for each folder named on standard input."""
+    _warm_imports()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked jobs are reaped by the kernel
     out = sys.stdout.buffer
     out.write(_READY)
     out.flush()
-    stdin = sys.stdin.buffer
-    size = int.from_bytes(stdin.read(8) or b"\0" * 8, "big")
-    if size <= 0:
-        return 0  # the spare was not needed
-    request: JobRequest = pickle.loads(stdin.read(size))
-    from grading.pipeline import grade
+    for line in sys.stdin.buffer:
+        folder = line.decode().strip()
+        if not folder:
+            break
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _job(Path(folder))
+            except BaseException:
+                import traceback
 
-    holdout = None
-    if request.holdout_path is not None and Path(request.holdout_path).is_file():
-        with open(request.holdout_path, "rb") as f:
-            holdout = pickle.load(f)
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        out.write(f"{pid}\n".encode())
+        out.flush()
+    return 0
+
+
+def _job(folder: Path) -> int:
+    """One forked job: its own session, its FIFOs, its temporary folder; grade, say done."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _die_with_parent()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # nothing of the template's pipes stays open here
+    tmp = folder / "tmp"
+    tmp.mkdir(mode=0o711)
+    os.chmod(tmp, 0o711)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = str(tmp)
+    with open(folder / "in", "rb") as stdin, open(folder / "out", "wb") as out:
+        size = int.from_bytes(stdin.read(8) or b"\0" * 8, "big")
+        if size <= 0:
+            return 0
+        request: JobRequest = pickle.loads(stdin.read(size))
+        _grade(request)
+        out.write(_DONE)
+        out.flush()
+    return 0
+
+
+def _grade(request: JobRequest) -> None:
+    from grading.pipeline import grade
 
     def progress(step, status):
         sys.stderr.write(f"  {step:<18}{status}\n")
         sys.stderr.flush()
 
+    holdout = None
+    if request.holdout_path is not None and Path(request.holdout_path).is_file():
+        with open(request.holdout_path, "rb") as f:
+            holdout = pickle.load(f)
     grade(
         request.submission,
         request.spec,
@@ -362,10 +504,7 @@ def _child() -> int:
         store=False,
         holdout=holdout,
     )
-    out.write(_DONE)
-    out.flush()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_child())
+    sys.exit(_serve() if "--server" in sys.argv else 2)

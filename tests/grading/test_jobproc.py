@@ -45,10 +45,10 @@ def test_a_job_is_graded_in_its_own_process(ranking_env, tmp_path):
 def test_past_the_memory_bound_the_job_is_stopped_and_recorded(ranking_env, tmp_path):
     request, _ = _request(ranking_env, tmp_path)
     job = JobProcess()
-    pid = job.proc.pid
     try:
         # 64 MB: the grader itself passes it as soon as it loads its libraries
         result = job.run(request, JobLimits(job_timeout_s=120, grader_memory_mb=64))
+        pid = job.proc.pid
     finally:
         job.close()
     assert result["status"] == "grader_limit"
@@ -87,7 +87,7 @@ def test_the_secret_reaches_the_job_through_a_pipe_only(ranking_env, tmp_path):
     request, cfg = _request(ranking_env, tmp_path)
     job = JobProcess()
     try:
-        p = psutil.Process(job.proc.pid)
+        p = psutil.Process(job.server.proc.pid)  # the template every job is forked from
         seen = " ".join(p.cmdline()) + " ".join(f"{k}={v}" for k, v in p.environ().items())
         assert cfg.secret_seed not in seen and str(config_path) not in seen
         result = job.run(request, JobLimits(job_timeout_s=120))
@@ -100,30 +100,33 @@ DIES = """
 import sys, time
 from grading.jobproc import JobProcess
 job = JobProcess()
-print(job.proc.pid, flush=True)
+job._start(time.monotonic() + 120)
+print(job.server.proc.pid, job.proc.pid, flush=True)
 time.sleep(600)
 """
 
 
-def test_a_job_process_dies_with_its_parent(tmp_path):
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_job_server_and_its_jobs_die_with_their_parent(tmp_path):
     parent = subprocess.Popen(
         [sys.executable, "-c", DIES], stdout=subprocess.PIPE, start_new_session=True
     )
     try:
-        child = int(parent.stdout.readline())
-        assert psutil.pid_exists(child)
+        server, job = map(int, parent.stdout.readline().split())
+        assert psutil.pid_exists(server) and psutil.pid_exists(job)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.NoSuchProcess:
-                break
+        while time.monotonic() < end and not (_gone(server) and _gone(job)):
             time.sleep(0.1)
-        else:
-            pytest.fail("the job process outlived its parent")
+        if not (_gone(server) and _gone(job)):
+            pytest.fail("the job server or its job outlived the parent")
     finally:
         if parent.poll() is None:
             parent.kill()
