@@ -153,7 +153,7 @@ def discover(folder: str | Path, assignment: str, max_bytes: int = 200_000_000) 
 
 # ---- the task a worker runs ------------------------------------------------------------
 
-_SERVER: dict[str, JobServer] = {}
+_SERVER: dict = {}  # this worker's job server and its prepared next job process
 
 
 def _job_server() -> JobServer:
@@ -167,14 +167,36 @@ def _job_server() -> JobServer:
 
 
 def _close_server() -> None:
+    spare = _SERVER.pop("next", None)
+    if spare is not None:
+        spare.close()
     server = _SERVER.pop("server", None)
     if server is not None:
         server.close()
 
 
 def grade_task(request: JobRequest, limits: JobLimits, warm: bool = True) -> dict:
-    """Grade one submission in a watched job process; always returns a result."""
-    proc = JobProcess(server=_job_server() if warm else None)
+    """Grade one submission in a watched job process; always returns a result.
+
+    With ``warm``, the job runs in the process this worker prepared during the
+    previous task (its sandbox and kernel already started), and the next
+    task's process is prepared before this one is graded.
+    """
+    if not warm:
+        proc = JobProcess()
+    else:
+        server = _job_server()
+        proc = _SERVER.pop("next", None)
+        same = proc is not None and proc.prepared == (request.config, request.spec)
+        if proc is not None and (not same or proc.proc.poll() is not None):
+            proc.close()
+            proc = None
+        if proc is None:
+            proc = JobProcess(server=server, prepare=(request.config, request.spec))
+        try:
+            _SERVER["next"] = JobProcess(server=server, prepare=(request.config, request.spec))
+        except (OSError, RuntimeError):
+            pass  # the next task starts its own
     try:
         return proc.run(request, limits)
     finally:

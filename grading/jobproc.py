@@ -214,7 +214,13 @@ class _Forked:
 class JobProcess:
     """One job's process, forked from a :class:`JobServer` (its own one when none is given)."""
 
-    def __init__(self, server: JobServer | None = None, show_progress: bool = False):
+    def __init__(
+        self,
+        server: JobServer | None = None,
+        show_progress: bool = False,
+        prepare: tuple | None = None,
+    ):
+        """``prepare=(config, spec)``: fork now and start the job's sandbox and kernel at once."""
         self._own = server is None
         self.server = server or JobServer(show_progress=show_progress)
         self.work_root = self.server.root / uuid.uuid4().hex[:12]
@@ -224,10 +230,14 @@ class JobProcess:
             os.mkfifo(self.work_root / name, 0o600)
         self.started = time.monotonic()
         self.proc: _Forked | None = None
+        self.prepared = prepare
+        if prepare is not None:
+            self._start(time.monotonic() + 180, prepare)
 
-    def _start(self, deadline: float) -> None:
+    def _start(self, deadline: float, prepare=None) -> None:
         pid = self.server.fork(self.work_root, deadline)
         self.proc = _Forked(pid, self.work_root, deadline)
+        _send(self.proc.stdin, prepare)
 
     # ---- the watcher ---------------------------------------------------------------
     def run(self, request: JobRequest, limits: JobLimits) -> dict:
@@ -240,9 +250,9 @@ class JobProcess:
         reason = status = None
         peak = 0
         try:
-            payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-            self._start(t0 + 180)
-            self.proc.stdin.write(len(payload).to_bytes(8, "big") + payload)
+            if self.proc is None:
+                self._start(t0 + 180)
+            _send(self.proc.stdin, request)
             self.proc.stdin.close()
         except (OSError, RuntimeError) as exc:
             status, reason = "grader_error", f"the grading process did not start: {exc}"
@@ -329,6 +339,18 @@ class JobProcess:
         shutil.rmtree(self.work_root, ignore_errors=True)
         if self._own:
             self.server.close()
+
+
+def _send(stream, obj) -> None:
+    """One length-prefixed pickle on ``stream``."""
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(payload).to_bytes(8, "big") + payload)
+    stream.flush()
+
+
+def _receive(stream):
+    size = int.from_bytes(stream.read(8) or b"\0" * 8, "big")
+    return pickle.loads(stream.read(size)) if size > 0 else None
 
 
 def kill_marked(marker: str, rounds: int = 20) -> int:
@@ -471,17 +493,24 @@ def _job(folder: Path) -> int:
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = str(tmp)
     with open(folder / "in", "rb") as stdin, open(folder / "out", "wb") as out:
-        size = int.from_bytes(stdin.read(8) or b"\0" * 8, "big")
-        if size <= 0:
+        prepared = _receive(stdin)
+        warm = None
+        if prepared is not None:
+            from grading.pipeline import prestart
+
+            warm = prestart(*prepared)  # the kernel starts while the job is not here yet
+        request: JobRequest | None = _receive(stdin)
+        if request is None:
             return 0
-        request: JobRequest = pickle.loads(stdin.read(size))
-        _grade(request)
+        if warm is not None and prepared != (request.config, request.spec):
+            warm = None  # prepared for another grading: start afresh (its processes die with us)
+        _grade(request, warm)
         out.write(_DONE)
         out.flush()
     return 0
 
 
-def _grade(request: JobRequest) -> None:
+def _grade(request: JobRequest, warm=None) -> None:
     from grading.pipeline import grade
 
     def progress(step, status):
@@ -503,6 +532,7 @@ def _grade(request: JobRequest) -> None:
         assignment=request.assignment,
         store=False,
         holdout=holdout,
+        warm=warm,
     )
 
 

@@ -30,6 +30,7 @@ whatever the notebook did, so each stage is graded on its own. ``rubric``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -48,6 +49,8 @@ from grading.errors import GradingConfigError, SubmissionError
 from grading.sandbox import Sandbox, job_uid
 
 __all__ = [
+    "Warm",
+    "prestart",
     "Job",
     "NEEDS",
     "REDUCED_SUFFIX",
@@ -98,6 +101,7 @@ class Job:
     assignment: str | None = None
     sandbox_uid: int | None = None  # learner code's uid, one per job (as root)
     sandboxes: list = field(default_factory=list)  # every sandbox made for this job
+    warm: Warm | None = None  # a sandbox and kernel started before the submission arrived
     refused: str | None = None  # why grading was refused before any learner code ran
 
     # files handed to the notebook
@@ -150,7 +154,7 @@ def prepare(job: Job) -> None:
     job.submission_sha256 = submission_hash(job.submission) if job.submission.exists() else ""
     _protect_work(job)
     try:
-        job.sandbox = _sandbox(job)
+        job.sandbox = job.warm.sandbox if job.warm is not None else _sandbox(job)
     except (GradingConfigError, ValueError) as exc:
         _refuse(job, str(exc))
     exposed = _exposed(job.sandbox, job.config, job.job_dir)
@@ -158,13 +162,19 @@ def prepare(job: Job) -> None:
         _refuse(job, f"grading refused (sandbox: {job.sandbox.mode}): " + "; ".join(exposed))
     a = job.config.archive
     try:
+        incoming = job.job_dir / (".incoming" if job.warm is not None else "submission")
         job.kit_dir = import_submission(
             job.submission,
-            job.job_dir / "submission",
+            incoming,
             max_bytes=a.max_bytes,
             max_files=a.max_files,
             max_ratio=a.max_ratio,
         )
+        if job.warm is not None:  # the kernel already runs in job/submission: move the kit there
+            for entry in os.scandir(job.kit_dir):
+                os.rename(entry.path, job.warm.kit_dir / entry.name)
+            shutil.rmtree(incoming)
+            job.kit_dir = job.warm.kit_dir
         check_notebook(
             job.kit_dir / job.spec.kit.notebook,
             job.config.limits.max_cells,
@@ -208,6 +218,7 @@ def execute(job: Job) -> None:
         cwd=job.kit_dir,
         env={"FULLCYCLE_PROJECT": job.spec.name},
         kernel_log=job.work / "kernel.log",
+        km=job.warm.km if job.warm is not None else None,
     )
     ex = job.execution
     if not ex.ok:
@@ -558,6 +569,64 @@ def _protect_work(job: Job) -> None:
         parent.chmod(0o711)
 
 
+@dataclass
+class Warm:
+    """A workspace, its sandbox and a kernel started before the job's submission is known.
+
+    A cohort starts the next job's kernel while the current job is graded
+    (:func:`prestart`); the kernel runs no learner code until the notebook is
+    executed, after every check of ``prepare``.
+    """
+
+    work: Path
+    private: Path
+    job_dir: Path
+    kit_dir: Path
+    sandbox: Sandbox
+    uid: int | None
+    km: object
+    log: object
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.log.close()
+
+
+def prestart(config: GradingConfig, spec) -> Warm | None:
+    """A :class:`Warm` workspace with its kernel starting; None where the sandbox is refused."""
+    from jupyter_core.utils import run_sync
+
+    from grading.execute import SandboxedKernelManager, message_bound
+
+    work, private, job_dir = make_workspace()
+    uid = job_uid() if os.geteuid() == 0 else None
+    try:
+        sandbox = Sandbox(job_dir, config.limits.to_limits(), config.sandbox_mode, uid=uid)
+    except (GradingConfigError, ValueError):
+        shutil.rmtree(work, ignore_errors=True)
+        return None  # grading will record the refusal
+    kit_dir = job_dir / "submission"
+    kit_dir.mkdir(mode=0o700)
+    sandbox.chown_for_sandbox(kit_dir)
+    km = SandboxedKernelManager(
+        sandbox,
+        {"FULLCYCLE_PROJECT": spec.name},
+        kit_dir,
+        max_message=message_bound(sandbox.limits),
+    )
+    log = open(private / "kernel.log", "wb")  # closed by Warm.close
+    km._log_file = log
+    warm = Warm(work, private, job_dir, kit_dir, sandbox, uid, km, log)
+    try:
+        run_sync(km.start_kernel)()
+    except Exception:
+        sandbox.close()
+        warm.close()
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    return warm
+
+
 def make_workspace(prefix: str = "fullcycle-grade-") -> tuple[Path, Path, Path]:
     """A new grading workspace ``(folder, private, job)`` under the temporary folder.
 
@@ -882,6 +951,7 @@ def grade(
     assignment: str | None = None,
     store: bool = True,
     holdout=None,
+    warm: Warm | None = None,
 ) -> dict:
     """Grade ``submission`` (a kit folder or a .zip) and write the reports into ``out_dir``.
 
@@ -906,6 +976,8 @@ def grade(
         Append the result to the config's results store (a cohort stores results itself).
     holdout : Holdout, optional
         A hidden world built already (:attr:`Job.holdout`), so a cohort builds it once.
+    warm : Warm, optional
+        A workspace whose sandbox and kernel were started before (:func:`prestart`).
 
     Returns
     -------
@@ -914,7 +986,10 @@ def grade(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work, private, job_dir = make_workspace()
+    if warm is not None:
+        work, private, job_dir = warm.work, warm.private, warm.job_dir
+    else:
+        work, private, job_dir = make_workspace()
     job = Job(
         spec,
         config,
@@ -926,6 +1001,9 @@ def grade(
         learner=learner,
         assignment=assignment,
     )
+    if warm is not None:
+        job.warm, job.sandbox_uid = warm, warm.uid
+        job.sandboxes.append(warm.sandbox)
     steps = STEPS if store else [(name, fn) for name, fn in STEPS if name != "store"]
     try:
         run_steps(job, steps, progress)
@@ -933,5 +1011,7 @@ def grade(
     finally:
         for sandbox in job.sandboxes:
             sandbox.close()
+        if warm is not None:
+            warm.close()
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
