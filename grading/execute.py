@@ -11,6 +11,7 @@ output, and kills the sandbox when one is passed.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -29,11 +30,41 @@ __all__ = ["ExecutionResult", "execute_notebook"]
 ENGINE = "fullcycle-sandbox"
 
 
+#: One message from the kernel may weigh at most this much (and never much more than the
+#: output cap): ZeroMQ refuses a larger one before it reaches the grader's memory.
+MAX_MESSAGE_BYTES = 4_000_000
+#: What a message carries beyond its content (header, parent header, signature).
+MESSAGE_HEADROOM_BYTES = 64_000
+#: Messages ZeroMQ may queue for the grader on one socket: a flood of kernel messages holds
+#: at most this many times the message cap of the grader's memory.
+RECEIVE_QUEUE = 16
+#: Messages that carry no output the grader keeps (their size is bounded by the cap alone).
+_NOT_OUTPUT = frozenset({"status", "execute_input", "shutdown_reply"})
+
+
+def bound_messages(context, max_bytes: int) -> None:
+    """Make every socket ``context`` creates refuse messages above ``max_bytes`` and queue few."""
+    import zmq
+
+    context.setsockopt(zmq.MAXMSGSIZE, int(max_bytes))
+    context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel starts inside a :class:`Sandbox`, over IPC sockets."""
+    """A kernel manager whose kernel starts inside a :class:`Sandbox`, over IPC sockets.
+
+    Its sockets, and those of the clients it makes, refuse messages larger
+    than ``max_message`` bytes: a kernel cannot push a gigabyte into the
+    grader in one message.
+    """
 
     def __init__(
-        self, sandbox: Sandbox, env: dict[str, str] | None = None, cwd: Path | None = None, **kw
+        self,
+        sandbox: Sandbox,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        max_message: int = MAX_MESSAGE_BYTES + MESSAGE_HEADROOM_BYTES,
+        **kw,
     ):
         kdir = sandbox.job_dir / ".kernel"
         kdir.mkdir(exist_ok=True)
@@ -48,6 +79,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._sandbox = sandbox
         self._env = env or {}
         self._cwd = cwd
+        self._max_message = max_message
+        bound_messages(self.context, max_message)
+
+    def client(self, **kwargs):
+        kc = super().client(**kwargs)
+        bound_messages(kc.context, self._max_message)
+        return kc
 
     async def start_kernel(self, **kw):
         log = getattr(self, "_log_file", None)
@@ -74,6 +112,50 @@ class _Guard:
         self.output_bytes = 0
         self.stop_reason: str | None = None
         self.km: SandboxedKernelManager | None = None
+        self._monitors: list = []
+
+    def watch(self, kc) -> None:
+        """Watch the client's shell and IOPub sockets for connections ZeroMQ drops.
+
+        A kernel message above the size cap makes ZeroMQ drop the connection
+        (and reconnect); the message is lost, and the cell then never ends.
+        """
+        import zmq
+
+        for channel in (kc.shell_channel, kc.iopub_channel):
+            sock = getattr(channel, "socket", None)
+            if sock is not None:
+                self._monitors.append((sock, sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)))
+
+    def dropped(self) -> bool:
+        """Whether ZeroMQ dropped a connection to the kernel (a message above the cap)."""
+        import zmq
+        from zmq.utils.monitor import recv_monitor_message
+
+        for _, monitor in self._monitors:
+            sync = zmq.Socket.shadow(monitor.underlying)
+            while True:
+                try:
+                    event = recv_monitor_message(sync, zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    break
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    return True
+        return False
+
+    def kernel_alive(self) -> bool:
+        """Whether the kernel's launcher is still running."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return process is not None and process.poll() is None
+
+    def unwatch(self) -> None:
+        for sock, monitor in self._monitors:
+            try:
+                sock.disable_monitor()
+            except Exception:  # the socket is already closed
+                pass
+            monitor.close(linger=0)
+        self._monitors = []
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -88,22 +170,35 @@ class _Guard:
 
 
 class GuardedClient(PapermillNotebookClient):
-    """Papermill's client, counting output bytes and stopping the run past the cap."""
+    """Papermill's client, counting the bytes of every kept message and stopping past the cap.
+
+    Outputs of every kind count (text, data, metadata, tracebacks, widget
+    state), so that what the executed notebook holds stays within the cap.
+    """
 
     guard: _Guard | None = None
 
-    def output(self, outs, msg, display_id, cell_index):
+    def start_new_kernel_client(self):
+        kc = super().start_new_kernel_client()
+        if self.guard is not None:
+            self.guard.watch(kc)
+        return kc
+
+    def process_message(self, msg, cell, cell_index):
         g = self.guard
-        if g is not None:
-            content = msg.get("content", {})
-            size = len(str(content.get("text", ""))) + sum(
-                len(str(v)) for v in content.get("data", {}).values()
-            )
-            g.output_bytes += size
+        if g is not None and msg.get("msg_type") not in _NOT_OUTPUT:
+            g.output_bytes += _content_bytes(msg.get("content"))
             if g.output_bytes > g.output_limit:
-                g.stop(f"the notebook printed more than {g.output_limit / 1e6:.0f} MB of output")
+                g.stop(f"the notebook printed more than {g.output_limit / 1e6:g} MB of output")
                 return None
-        return super().output(outs, msg, display_id, cell_index)
+        return super().process_message(msg, cell, cell_index)
+
+
+def _content_bytes(content) -> int:
+    try:
+        return len(json.dumps(content, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return len(str(content))
 
 
 class SandboxEngine(NBClientEngine):
@@ -146,7 +241,18 @@ class ExecutionResult:
         return self.status == "ok"
 
 
+#: What every file, folder or link in the job folder costs its disk quota at least: an inode
+#: is disk too, and a walk over a million empty files must not be free (it bounds the walk).
+ENTRY_BYTES = 4096
+
+
 def _dir_size(path: Path, cap: int) -> int:
+    """Bytes the tree under ``path`` takes on disk (sparse files count their blocks only).
+
+    Every entry, folders included, counts at least :data:`ENTRY_BYTES`; the
+    walk stops as soon as ``cap`` is passed, so it visits at most
+    ``cap / ENTRY_BYTES`` entries whatever the tree holds.
+    """
     total = 0
     stack = [path]
     while stack:
@@ -157,15 +263,31 @@ def _dir_size(path: Path, cap: int) -> int:
                     try:
                         if e.is_dir(follow_symlinks=False):
                             stack.append(Path(e.path))
-                        else:
-                            total += e.stat(follow_symlinks=False).st_blocks * 512
+                        blocks = e.stat(follow_symlinks=False).st_blocks * 512
                     except OSError:
-                        continue
+                        blocks = 0
+                    total += max(blocks, ENTRY_BYTES)
                     if total > cap:
                         return total
         except OSError:
             continue
     return total
+
+
+def _read_executed(path: Path, max_bytes: int):
+    """The executed notebook Papermill wrote (outside the job folder), if it is within bounds.
+
+    It holds the learner's outputs, each counted against the output cap; the
+    size is checked again before it is parsed.
+    """
+    import nbformat
+
+    from grading.harness import read_bounded
+
+    try:
+        return nbformat.reads(read_bounded(path, max_bytes).decode("utf-8"), as_version=4)
+    except Exception:  # missing, too large or malformed: it then has no timings to read
+        return None
 
 
 def _cell_seconds(nb) -> float:
@@ -178,6 +300,11 @@ def _cell_seconds(nb) -> float:
     return total
 
 
+def message_bound(limits) -> int:
+    """The largest kernel message the grader accepts under ``limits``."""
+    return min(MAX_MESSAGE_BYTES, int(limits.output_mb * 1e6)) + MESSAGE_HEADROOM_BYTES
+
+
 def execute_notebook(
     notebook: Path,
     output: Path,
@@ -186,9 +313,12 @@ def execute_notebook(
     cwd: Path,
     env: dict[str, str] | None = None,
     kernel_log: Path | None = None,
+    km: SandboxedKernelManager | None = None,
 ) -> ExecutionResult:
     """Run ``notebook`` in ``sandbox`` with ``parameters``; write the executed copy to ``output``.
 
+    ``km``: a kernel manager whose kernel was started already in ``sandbox`` (with
+    :func:`message_bound`), for a cohort that starts the next kernel early.
     ``output`` should be outside the job folder: learner code cannot reach it.
     Never raises for the submission's faults: they are in the result.
     """
@@ -197,21 +327,41 @@ def execute_notebook(
 
     limits = sandbox.limits
     guard = _Guard(sandbox, int(limits.output_mb * 1e6))
-    guard.km = SandboxedKernelManager(sandbox, env, cwd)
-    log_file = open(kernel_log, "wb") if kernel_log else None
-    guard.km._log_file = log_file
+    max_message = message_bound(limits)
+    if km is not None:
+        guard.km, log_file = km, None
+    else:
+        guard.km = SandboxedKernelManager(sandbox, env, cwd, max_message=max_message)
+        log_file = open(kernel_log, "wb") if kernel_log else None
+        guard.km._log_file = log_file
     done = threading.Event()
     disk_cap = limits.disk_mb * 1024 * 1024
     start = time.monotonic()
 
+    too_large = (
+        f"the kernel sent a message larger than {max_message / 1e6:g} MB (an output, an error "
+        "or a reply), which the grader refuses: print or display less at a time"
+    )
+
     def watchdog():
+        dropped_at = None
         while not done.wait(0.25):
-            if time.monotonic() - start > limits.run_timeout_s:
+            now = time.monotonic()
+            if now - start > limits.run_timeout_s:
                 guard.stop(f"the whole run took longer than {limits.run_timeout_s:.0f} s")
                 return
             if _dir_size(sandbox.job_dir, disk_cap) > disk_cap:
                 guard.stop(f"the job folder grew past the {limits.disk_mb} MB disk quota")
                 return
+            # A dropped connection with the kernel still alive a second later: a message
+            # above the cap (a kernel that dies drops its connections too).
+            if dropped_at is None and guard.dropped():
+                dropped_at = now
+            elif dropped_at is not None and now - dropped_at > 1.0:
+                if guard.kernel_alive():
+                    guard.stop(too_large)
+                    return
+                dropped_at = None
 
     thread = threading.Thread(target=watchdog, name="grading-watchdog", daemon=True)
     thread.start()
@@ -248,6 +398,9 @@ def execute_notebook(
         text = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else name
         if guard.stop_reason:
             result = ExecutionResult("limit", guard.stop_reason, error_name=name)
+        elif ("IOPub" in str(exc) or "Timeout" in name) and guard.dropped():
+            # ZeroMQ refused a message above the cap: it (and the end of the cell) never came.
+            result = ExecutionResult("limit", too_large, error_name=name)
         elif "Timeout" in name or "timed out" in text.lower():
             result = ExecutionResult(
                 "timeout",
@@ -265,6 +418,7 @@ def execute_notebook(
     finally:
         done.set()
         thread.join(timeout=2)
+        guard.unwatch()
         guard.kill()
         if log_file is not None:
             log_file.close()
@@ -272,13 +426,8 @@ def execute_notebook(
         result = ExecutionResult("limit", guard.stop_reason)
     result.seconds = time.monotonic() - start
     result.output_bytes = guard.output_bytes
-    if nb is None and output.exists():
-        import nbformat
-
-        try:
-            nb = nbformat.read(output, as_version=4)
-        except Exception:
-            nb = None
+    if nb is None:
+        nb = _read_executed(output, guard.output_limit + int(limits.notebook_mb * 1e6))
     if nb is not None:
         result.cell_seconds = _cell_seconds(nb)
     return result

@@ -47,7 +47,8 @@ def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.tight_layout()  # one draw (bbox_inches="tight" would draw the figure twice)
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
@@ -78,7 +79,8 @@ def _plots(job) -> list[tuple[str, str]]:
         ax[1].set(title="Precision-recall", xlabel="recall", ylabel="precision")
         for a in ax:
             a.legend()
-        plots.append(("ROC and precision-recall on the hidden scoring window", _png(fig)))
+        window = "public" if getattr(job.config, "public", False) else "hidden"
+        plots.append((f"ROC and precision-recall on the {window} scoring window", _png(fig)))
         params = vm.params() if callable(getattr(vm, "params", None)) else {}
         if "k" in params:
             ks = sorted({max(1, int(round(params["k"] * f))) for f in (0.25, 0.5, 0.75, 1, 1.5, 2)})
