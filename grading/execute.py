@@ -7,6 +7,13 @@ and talks to it over Unix sockets in the job folder (the kernel has no
 network). The trusted parent keeps the clocks: a per-cell timeout (nbclient),
 a whole-run deadline, a disk quota on the job folder and a cap on the bytes of
 output, and kills the sandbox when one is passed.
+
+The kernel's messages are learner-controlled bytes: every kept one counts
+against the output cap, whatever its kind; ZeroMQ refuses a single message
+above :data:`MAX_MESSAGE_BYTES` (or the output cap) before it reaches the
+grader's memory and queues at most :data:`RECEIVE_QUEUE` per socket; a refused
+message ends the run with that reason. The executed notebook is read back with
+a size bound.
 """
 
 from __future__ import annotations

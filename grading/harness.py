@@ -24,13 +24,22 @@ instructor to read.
 ``leakage``    ``build(delay).fit(history, y).transform(rows)`` under variants
 ``parity``     offline features of one day against online ones, event by event
 ``priority``   ``policy(candidates, value) -> one float per row``
+
+Every byte the learner's code controls is read with a bound in size and in
+time: the run has a wall-clock deadline (its process group and its sandbox
+are killed when it passes, and after it ends in any case), ``result.json`` is
+read by :func:`read_bounded` (regular files only, at most
+:data:`MAX_JSON_BYTES`), tables by :func:`read_parquet_bounded` (rows, columns,
+footer and decoded bytes checked before and while decoding), logs by their last
+:data:`LOG_TAIL_BYTES` only, and no file of the job folder is ever opened in a
+way that can block (links and FIFOs are refused).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -42,11 +51,29 @@ import pandas as pd
 
 from grading.sandbox import Sandbox
 
-__all__ = ["OutputError", "StageRun", "read_bounded", "run_stage"]
+__all__ = [
+    "OutputError",
+    "StageRun",
+    "copy_bounded",
+    "open_log",
+    "read_bounded",
+    "read_parquet_bounded",
+    "run_stage",
+]
 
-#: What one output may weigh, by default.
+#: What one output may weigh, by default: ``result.json`` on disk, and a table both on
+#: disk and decoded in memory.
 MAX_JSON_BYTES = 2_000_000
-MAX_TABLE_BYTES = 200_000_000
+MAX_TABLE_BYTES = 32_000_000
+#: The most rows and columns one table may have (the largest stage table has ~70,000 rows).
+MAX_TABLE_ROWS = 1_000_000
+MAX_TABLE_COLUMNS = 10_000
+#: A Parquet file's footer (its schema and row-group index) at most.
+MAX_PARQUET_FOOTER_BYTES = 4_000_000
+#: How much of the end of a log is read to explain a failure.
+LOG_TAIL_BYTES = 4000
+#: How long a killed process may take to be reaped before the grader moves on.
+KILL_WAIT_S = 10.0
 
 
 class OutputError(Exception):
@@ -419,15 +446,18 @@ class StageRun:
             return self.error
         return self.problems[0] if self.problems else None
 
-    def table(self, name: str, max_bytes: int = MAX_TABLE_BYTES) -> pd.DataFrame:
-        """Read ``out/<name>.parquet`` safely; :class:`OutputError` says why it cannot be."""
+    def table(
+        self, name: str, max_bytes: int = MAX_TABLE_BYTES, max_rows: int = MAX_TABLE_ROWS
+    ) -> pd.DataFrame:
+        """Read ``out/<name>.parquet`` safely; :class:`OutputError` says why it cannot be.
+
+        At most ``max_bytes`` on disk and again decoded in memory, and
+        ``max_rows`` rows.
+        """
         data = read_bounded(self.out / f"{name}.parquet", max_bytes, inside=self.folder)
-        try:
-            return pd.read_parquet(io.BytesIO(data))
-        except Exception as exc:
-            raise OutputError(
-                f"{name}.parquet is not a readable table ({type(exc).__name__})"
-            ) from None
+        return read_parquet_bounded(
+            data, max_rows=max_rows, max_bytes=max_bytes, name=f"{name}.parquet"
+        )
 
 
 def read_bounded(path: Path, max_bytes: int, inside: Path | None = None) -> bytes:
@@ -438,16 +468,9 @@ def read_bounded(path: Path, max_bytes: int, inside: Path | None = None) -> byte
         root = Path(os.path.realpath(inside))
         if real != root and root not in real.parents:
             raise OutputError(f"{path.name} points outside its folder")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise OutputError(f"no {path.name} was written") from None
-    except OSError as exc:
-        raise OutputError(f"{path.name} cannot be opened ({exc.strerror}; a link?)") from None
+    fd = _open_regular(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OutputError(f"{path.name} is not a regular file")
         if st.st_size > max_bytes:
             raise OutputError(
                 f"{path.name} is {st.st_size:,} bytes, above the {max_bytes:,} allowed"
@@ -464,6 +487,214 @@ def read_bounded(path: Path, max_bytes: int, inside: Path | None = None) -> byte
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _open_regular(path: Path, flags: int, mode: int = 0o600) -> int:
+    """A descriptor of the regular file ``path``: no links followed, never blocking on a FIFO."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except FileNotFoundError:
+        raise OutputError(f"no {path.name} was written") from None
+    except OSError as exc:
+        raise OutputError(f"{path.name} cannot be opened ({exc.strerror}; a link?)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"{path.name} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def open_log(path: Path):
+    """``path`` opened for writing a learner process's output, truncated; refuses links and FIFOs.
+
+    A log may sit where learner code can write: a FIFO or a link planted there
+    must not block or redirect the grader.
+    """
+    path = Path(path)
+    try:
+        return os.fdopen(_open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")
+    except OutputError:  # whatever was planted there (never followed): replace it with a file
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return os.fdopen(_open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
+
+
+def copy_bounded(src: Path, dest: Path, max_bytes: int) -> int:
+    """Copy the regular file ``src`` (no links, no FIFOs) to ``dest`` if it has at most ``max_bytes``.
+
+    Returns the bytes copied; :class:`OutputError` says why nothing was. The
+    size is checked before a byte is read (a sparse file of many GB is refused
+    at once), and again while copying.
+    """
+    fd = _open_regular(Path(src), os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise OutputError(
+                f"{Path(src).name} is {size:,} bytes, above the {max_bytes:,} allowed"
+            )
+        total = 0
+        with open(dest, "wb") as out:
+            while chunk := os.read(fd, 1 << 20):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise OutputError(
+                        f"{Path(src).name} grew above the {max_bytes:,} bytes allowed"
+                    )
+                out.write(chunk)
+        return total
+    except OutputError:
+        Path(dest).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def read_parquet_bounded(
+    source: bytes | Path,
+    columns: list[str] | None = None,
+    *,
+    max_rows: int = MAX_TABLE_ROWS,
+    max_bytes: int = MAX_TABLE_BYTES,
+    max_columns: int = MAX_TABLE_COLUMNS,
+    max_chars: int | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """A Parquet table written by learner code, decoded only once its size is known to be bounded.
+
+    Checked before decoding: the footer (at most
+    :data:`MAX_PARQUET_FOOTER_BYTES`), ``max_rows``, ``max_columns``, flat
+    columns only, and the declared uncompressed size of the columns read
+    (``max_bytes``). Text columns are read dictionary-encoded and their
+    decoded size is computed before they are expanded (a few kB of Parquet can
+    declare gigabytes of repeated text); ``max_chars`` cuts every text value.
+
+    Parameters
+    ----------
+    source : bytes or path
+        The file's bytes, or a path to a regular file.
+    columns : list of str, optional
+        The columns to read (all by default); a missing one is an error.
+    name : str, optional
+        The file's name in messages.
+
+    Raises
+    ------
+    OutputError
+        Saying what was wrong (too many rows, too large, not Parquet, ...).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if isinstance(source, bytes | bytearray | memoryview):
+        name = name or "the table"
+        handle = None
+        data = bytes(source)
+        size = len(data)
+        tail = data[-8:]
+
+        def reader():
+            return pa.BufferReader(data)
+    else:
+        name = name or Path(source).name
+        fd = _open_regular(Path(source), os.O_RDONLY)
+        handle = os.fdopen(fd, "rb")
+        size = os.fstat(fd).st_size
+        handle.seek(max(0, size - 8))
+        tail = handle.read(8)
+
+        def reader():
+            handle.seek(0)
+            return handle
+
+    try:
+        if size < 12 or tail[4:] != b"PAR1":
+            raise OutputError(f"{name} is not a Parquet file")
+        footer = int.from_bytes(tail[:4], "little")
+        if footer > min(MAX_PARQUET_FOOTER_BYTES, size - 12):
+            raise OutputError(
+                f"{name}'s Parquet footer is {footer:,} bytes, above the "
+                f"{MAX_PARQUET_FOOTER_BYTES:,} allowed (too many columns or row groups?)"
+            )
+        try:
+            meta = pq.ParquetFile(reader())
+            schema = meta.schema_arrow
+            md = meta.metadata
+        except Exception as exc:
+            raise OutputError(f"{name} is not a readable table ({type(exc).__name__})") from None
+        if len(schema.names) > max_columns:
+            raise OutputError(f"{name} has {len(schema.names):,} columns; at most {max_columns:,}")
+        if md.num_rows > max_rows:
+            raise OutputError(f"{name} has {md.num_rows:,} rows; at most {max_rows:,} are read")
+        wanted = list(schema.names) if columns is None else list(columns)
+        missing = [c for c in wanted if c not in schema.names]
+        if missing:
+            raise OutputError(f"{name} has no column(s) {missing}; it has {schema.names[:10]}")
+        nested = [c for c in wanted if pa.types.is_nested(schema.field(c).type)]
+        if nested:
+            raise OutputError(f"{name}: column(s) {nested[:5]} hold nested values; write flat ones")
+        declared = 0
+        for i in range(md.num_row_groups):
+            group = md.row_group(i)
+            for j in range(group.num_columns):
+                col = group.column(j)
+                if col.path_in_schema in wanted:
+                    declared += max(col.total_uncompressed_size, 0)
+        if declared > max_bytes:
+            raise OutputError(
+                f"{name} holds {declared:,} bytes uncompressed, above the {max_bytes:,} allowed"
+            )
+        texts = [
+            c
+            for c in wanted
+            if pa.types.is_string(schema.field(c).type)
+            or pa.types.is_large_string(schema.field(c).type)
+            or pa.types.is_binary(schema.field(c).type)
+            or pa.types.is_large_binary(schema.field(c).type)
+            or pa.types.is_dictionary(schema.field(c).type)
+        ]
+        try:
+            table = pq.ParquetFile(reader(), read_dictionary=texts).read(
+                columns=wanted, use_pandas_metadata=False
+            )
+        except Exception as exc:
+            raise OutputError(f"{name} is not a readable table ({type(exc).__name__})") from None
+        total = 0
+        decoded = {}
+        for c in wanted:
+            col = table.column(c)
+            if not pa.types.is_dictionary(col.type):
+                total += col.nbytes
+                continue
+            chunks = []
+            for chunk in col.chunks:
+                values = chunk.dictionary
+                if max_chars is not None and pa.types.is_string(values.type):
+                    values = pc.utf8_slice_codeunits(values, 0, max_chars)
+                lengths = pc.binary_length(values) if len(values) else pa.array([], pa.int64())
+                total += (pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0) + 8 * len(chunk)
+                chunks.append(pa.DictionaryArray.from_arrays(chunk.indices, values))
+            if total > max_bytes:
+                break
+            decoded[c] = chunks
+        if total > max_bytes:
+            raise OutputError(
+                f"{name} decodes to more than {max_bytes:,} bytes (repeated long text?)"
+            )
+        for c, chunks in decoded.items():
+            value_type = table.schema.field(c).type.value_type
+            plain = pa.chunked_array([ch.cast(value_type) for ch in chunks], type=value_type)
+            table = table.set_column(table.schema.get_field_index(c), c, plain)
+        try:
+            return table.to_pandas(ignore_metadata=True)
+        except Exception as exc:
+            raise OutputError(f"{name} is not a readable table ({type(exc).__name__})") from None
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def _write_input(folder: Path, name: str, value) -> tuple[str, str]:
@@ -540,23 +771,30 @@ def run_stage(
     log = log or folder.parent / f"{name}.log"
     t0 = time.monotonic()
     try:
-        with open(log, "wb") as err:
+        with open_log(log) as err:
             cmd = sandbox.wrap(
                 [sys.executable, "-c", _RUNNER, str(folder / "job.json")], env, kit_dir
             )
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
             )
-            stop = _watch(proc, sandbox, Path(job_dir), t0 + timeout)
+            try:
+                stop = _watch(proc, sandbox, Path(job_dir), t0 + timeout)
+            finally:
+                # Ended, timed out or interrupted: nothing it started may outlive the run.
+                sandbox.kill_all((proc.pid,))
+                try:
+                    proc.wait(timeout=KILL_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    run.problems.append(f"the {name} stage's launcher did not exit after SIGKILL")
             if stop is not None:
                 run.timed_out = True
-                sandbox.kill_all((proc.pid,))
-                proc.wait()
-                run.problems.append(
+                run.problems.insert(
+                    0,
                     f"the {name} stage took longer than {timeout:.0f} s"
                     if stop == "time"
                     else f"the {name} stage grew the job folder past the "
-                    f"{sandbox.limits.disk_mb} MB disk quota"
+                    f"{sandbox.limits.disk_mb} MB disk quota",
                 )
     finally:
         sandbox.close()
@@ -565,7 +803,10 @@ def run_stage(
         return run
     try:
         raw = read_bounded(out / "result.json", MAX_JSON_BYTES, inside=folder)
-        result = json.loads(raw)
+        try:
+            result = json.loads(raw)
+        except RecursionError:
+            raise OutputError("result.json is nested too deeply") from None
         if not isinstance(result, dict):
             raise OutputError("result.json is not an object")
         run.result = result
@@ -600,14 +841,18 @@ def _watch(proc, sandbox: Sandbox, job_dir: Path, deadline: float) -> str | None
                 return "disk"
 
 
-def _tail(log: Path, limit: int = 4000) -> str:
-    """The last non-empty line of a log, read with a bound."""
+def _tail(log: Path, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last non-empty line of a log, read with a bound (and never from a FIFO or a link)."""
     try:
-        with open(log, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+        fd = _open_regular(Path(log), os.O_RDONLY)
+    except (OutputError, OSError):
+        return ""
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, limit, max(0, size - limit))
     except OSError:
         return ""
+    finally:
+        os.close(fd)
+    lines = data.decode("utf-8", "replace").strip().splitlines()
     return lines[-1][:300] if lines else ""

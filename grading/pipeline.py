@@ -34,6 +34,7 @@ import contextlib
 import os
 import platform
 import shutil
+import stat
 import tempfile
 import time
 import traceback
@@ -232,10 +233,28 @@ def collect(job: Job) -> None:
     """Copy the outputs out of the job folder, refusing links and special files."""
     got = job.work / "collected"
     got.mkdir()
+    from grading.harness import OutputError, copy_bounded
+    from grading.validate import MAX_PREDICTIONS_MB
+
     p = job.predictions_path
-    if p.is_file() and not p.is_symlink():
-        shutil.copyfile(p, got / p.name, follow_symlinks=False)
+    cap = int(MAX_PREDICTIONS_MB * 1e6)
     job.collected = got / p.name
+    try:
+        st = p.lstat()
+    except OSError:
+        return  # no predictions: validate says what the notebook must write
+    if stat.S_ISREG(st.st_mode) and st.st_size > cap:
+        why = (
+            f"the predictions file is {st.st_size:,} bytes, above the {cap:,} allowed; "
+            "write one row per scored id"
+        )
+        job.fail("invalid_predictions", why)
+        job.unmeasured[""] = why
+        raise _Stop
+    try:
+        copy_bounded(p, job.collected, cap)
+    except OutputError:
+        pass  # a link or a special file is not collected: validate reports it missing
 
 
 def validate(job: Job) -> None:
@@ -337,6 +356,8 @@ def probe_service(job: Job) -> None:
     for key in ("contract", "consistency", "bad_input_4xx", "p50_ms", "p99_ms"):
         if key in s:
             job.metrics[f"service.{key}"] = float(s[key])
+    for key, why in (s.get("unmeasured") or {}).items():
+        job.unmeasured[f"service.{key}"] = why
 
 
 def probe_monitoring(job: Job) -> None:

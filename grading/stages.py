@@ -95,6 +95,14 @@ def _unique_problems(items: list[str]) -> list[str]:
     return sorted(set(items), key=items.index)
 
 
+def _said(value, n: int = 300) -> str | None:
+    """A learner-made value (from ``result.json``) as a short text for a report, or None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else _text(value, n)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 # ---- data contract ---------------------------------------------------------------------
 
 
@@ -125,10 +133,11 @@ def probe_contract(run, case, entry: str) -> StageResult:
         quarantine = r.table("quarantine")
     except OutputError as exc:
         return out.none(names, f"the data contract's output cannot be read: {exc}")
-    for col, dtype in ((r.result or {}).get("untyped") or {}).items():
+    untyped = (r.result or {}).get("untyped")
+    for col, dtype in list(untyped.items() if isinstance(untyped, dict) else [])[:10]:
         out.problems.append(
-            f"the valid frame's {col} holds {dtype} values, not parsed ones: parse it "
-            "(numbers for ids and amounts, naive UTC datetime64 for TX_DATETIME)"
+            f"the valid frame's {_said(col, 60)} holds {_said(dtype, 60)} values, not parsed "
+            "ones: parse it (numbers for ids and amounts, naive UTC datetime64 for TX_DATETIME)"
         )
     e = case.expected.set_index("TRANSACTION_ID")
     e = e[~e["kind"].astype(str).str.startswith("unjudged")]
@@ -239,6 +248,14 @@ def _text(value, n: int = 60) -> str:
 # ---- features: leakage and parity ------------------------------------------------------
 
 
+def _errors(run: StageRun) -> dict[str, str]:
+    """The runner's per-variant errors, as short texts (``result.json`` is learner-writable)."""
+    errors = (run.result or {}).get("errors")
+    if not isinstance(errors, dict):
+        return {}
+    return {str(k)[:60]: _said(v) or "failed" for k, v in list(errors.items())[:20]}
+
+
 def _equal_rows(a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: float) -> tuple:
     """Per row, whether every shared column is equal; and per column, how many rows differ."""
     cols = [c for c in a.columns if c in b.columns]
@@ -275,7 +292,7 @@ def probe_leakage(run, case, entry: str) -> StageResult:
     )
     out = StageResult()
     why = _stopped(r)
-    errors = (r.result or {}).get("errors") or {}
+    errors = _errors(r)
     if why or "base" in errors:
         return out.none([name], f"the features gave no result: {why or errors['base']}")
     try:
@@ -328,7 +345,7 @@ def probe_parity(run, case, build_entry: str, online_entry: str) -> StageResult:
     )
     out = StageResult()
     why = _stopped(r)
-    errors = (r.result or {}).get("errors") or {}
+    errors = _errors(r)
     if why:
         return out.none([name], f"the parity run gave no result: {why}")
     for side in ("offline", "online"):
@@ -449,14 +466,25 @@ def probe_flags(
     why = _stopped(r)
     if why:
         return out.none(figures, f"the {key} check gave no result: {why}")
-    verdicts = (r.result or {}).get("verdicts") or {}
+    raw = (r.result or {}).get("verdicts")
+    raw = raw if isinstance(raw, dict) else {}
+    # Only the batches sent, and only short texts: result.json is learner-writable.
+    verdicts = {}
+    for b in batches:
+        v = raw.get(b)
+        if isinstance(v, dict):
+            flag = v.get("flag")
+            verdicts[b] = {
+                "flag": flag if isinstance(flag, bool) else None,
+                "error": _said(v.get("error")),
+                "returned": _said(v.get("returned"), 200),
+            }
 
     def verdict(b):
-        v = verdicts.get(b) if isinstance(verdicts, dict) else None
-        if not isinstance(v, dict):
+        v = verdicts.get(b)
+        if v is None:
             return None, "no verdict"
-        flag = v.get("flag")
-        return (flag if isinstance(flag, bool) else None), v.get("error")
+        return v["flag"], v["error"]
 
     hit, err = verdict(flagged)
     quiet = [b for b in batches if b != flagged]
@@ -590,7 +618,7 @@ def probe_retraining(run, cases: list[dict], entry: str) -> StageResult:
         d = d if isinstance(d, dict) else {}
         decision = d.get("promote")
         if d.get("error"):
-            errors.append(str(d["error"])[:300])
+            errors.append(_said(d["error"]))
         if isinstance(decision, bool) and decision == case["expected"]:
             right += 1
         elif isinstance(decision, bool):
