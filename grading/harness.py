@@ -747,8 +747,17 @@ def run_stage(
     log : path, optional
         Where the run's stderr goes (outside the job folder).
     """
-    folder = Path(job_dir) / "stages" / name
-    folder.mkdir(parents=True, exist_ok=False)
+    stages = Path(job_dir) / "stages"
+    # Learner code ran in this folder before: a planted link must not steer the grader's writes.
+    if stages.is_symlink() or (stages.exists() and not stages.is_dir()):
+        stages.unlink()
+    stages.mkdir(exist_ok=True)
+    folder = stages / name
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)  # never follows links inside
+    folder.mkdir()
     out = folder / "out"
     out.mkdir()
     scratch = folder / "scratch"
