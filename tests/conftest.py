@@ -9,6 +9,8 @@ import pytest
 
 from fullcycle.data import simulate_transactions
 
+from postgres import postgres_server, postgres_url  # noqa: F401  (a private PostgreSQL server)
+
 REPO = Path(__file__).resolve().parent.parent
 KIT_DIR = REPO / "starter_kits" / "fraud_detection"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -249,3 +249,55 @@ def test_kill_9_halfway_then_resume_grades_each_submission_exactly_once(ranking_
     again = _cli(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     text = again.communicate(timeout=120)[0].decode()
     assert again.returncode != 0 and "--resume" in text
+
+
+def test_an_nbgrader_course_on_postgresql_gradebook_and_store_agree(
+    ranking_env, tmp_path, postgres_server
+):
+    from nbgrader.api import Gradebook
+
+    spec, _, _ = ranking_env
+    cfg = load_config(_config(ranking_env, tmp_path))
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.course_id = 'capstones'\n"
+    )
+    plan = {"ann": ranking.GOOD_CELLS, "bob": FAILING, "cy": EMPTY}
+    for student, cells in plan.items():
+        kit = ranking.write_kit(
+            course / "submitted" / student / "capstone", cells=cells, service=None, monitor=None
+        )
+        (kit / "timestamp.txt").write_text("2026-11-25 12:00:00.000000 UTC")
+    url = postgres_server.create_database()
+    out = tmp_path / "out"
+    summary = grade_cohort(
+        course, spec, cfg, out, store=url, assignment="capstone", workers=2, progress=False
+    )
+    assert summary.graded == 3 and summary.gradebook is not None
+    rows = open_store(url).rows()
+    assert {r["learner"] for r in rows} == set(plan) and len(rows) == 3
+    gb = Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="capstones")
+    try:
+        for r in rows:
+            sub = gb.find_submission("capstone", r["learner"])
+            assert sub.score == pytest.approx(r["points"]), r["learner"]
+            assert sub.max_score == pytest.approx(r["max_points"])
+    finally:
+        gb.close()
+    for student in plan:
+        assert (course / "feedback" / student / "capstone" / "pipeline.html").is_file()
+    # resumed on the same PostgreSQL store: nothing is graded twice
+    again = grade_cohort(
+        course,
+        spec,
+        cfg,
+        out,
+        store=url,
+        assignment="capstone",
+        workers=1,
+        resume=True,
+        progress=False,
+    )
+    assert again.graded == 0 and again.skipped == 3
+    assert len(open_store(url).rows()) == 3

@@ -18,7 +18,6 @@ import time
 
 import psutil
 import pytest
-from postgres import INSTALL, find_bindir
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -26,6 +25,8 @@ from sqlalchemy.pool import NullPool
 import grading.store
 from grading.errors import GradingConfigError
 from grading.store import COLUMNS, ResultsStore, ResultsStoreError, open_store
+
+from postgres import INSTALL, find_bindir
 
 
 def _result(name="kit", sha="a" * 64, learner=None, assignment=None, points=3.0, **extra):
