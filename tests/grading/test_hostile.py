@@ -4,7 +4,8 @@ Does every hostile class end as a recorded result with a reason, with the
 trusted grader's memory bounded and no process left behind? Each case grades a
 tiny submission of the toy ranking project in a fresh Python process (as a
 cohort worker does), reads that process's own peak resident memory
-(``ru_maxrss`` of ``RUSAGE_SELF``, taken at its end) and checks it against
+(``VmHWM`` of its own memory map, taken at its end: unlike ``ru_maxrss``,
+which Linux carries over from the forked test process through ``exec``) and checks it against
 :data:`GRADER_PEAK_MB`; every learner process runs under a temporary folder
 of the test, and none may be alive afterwards.
 
@@ -71,7 +72,9 @@ resource.setrlimit(resource.RLIMIT_AS, (guard, guard))
 from fullcycle.spec import load_spec
 from grading import grade, load_config
 result = grade(sys.argv[3], load_spec(sys.argv[1]), load_config(sys.argv[2]), sys.argv[4])
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_mb = next(
+    int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
+) / 1024
 with open(sys.argv[5], "w") as f:
     json.dump({"result": result, "peak_mb": peak_mb}, f)
 """
@@ -347,7 +350,9 @@ try:
     out = {"rows": len(frame), "longest": int(frame["score"].str.len().max())}
 except ValueError as exc:
     out = {"error": str(exc)}
-out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_mb"] = next(
+    int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
+) / 1024
 Path(sys.argv[2]).write_text(json.dumps(out))
 """
 

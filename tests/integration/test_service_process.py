@@ -224,7 +224,9 @@ def test_does_a_crash_mid_load_leave_a_sound_log_and_state(
         stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     # A response is sent after its log row is written: every answered one is there.
     assert len(answered) <= logged <= len(answered) + 1
-    assert stored == warm_rows + logged
+    # State and log are two SQLite files, not one transaction: a kill between the two writes
+    # leaves at most one event stored without its log row (never a log row without its event).
+    assert logged <= stored - warm_rows <= logged + 1
     with ServiceProcess(command, f"http://127.0.0.1:{port}", cwd=repo) as again:
         pid = again.proc.pid
         assert httpx.get(f"{again.url}/health").json()["state_rows"] == stored
