@@ -245,11 +245,12 @@ def collect(job: Job) -> None:
         return  # no predictions: validate says what the notebook must write
     if stat.S_ISREG(st.st_mode) and st.st_size > cap:
         why = (
-            f"the predictions file is {st.st_size:,} bytes, above the {cap:,} allowed; "
-            "write one row per scored id"
+            f"the predictions file is {st.st_size:,} bytes; the limit is "
+            f"{MAX_PREDICTIONS_MB:.0f} MB: write one row per scored id"
         )
         job.fail("invalid_predictions", why)
         job.unmeasured[""] = why
+        job.collected = None  # refused: validate has nothing to add
         raise _Stop
     try:
         copy_bounded(p, job.collected, cap)
@@ -261,6 +262,8 @@ def validate(job: Job) -> None:
     """Read the predictions with a schema and check ids, numbers and range."""
     from grading.validate import read_predictions, validate_predictions
 
+    if job.collected is None:
+        raise _Stop  # collect refused the file and said why
     pred = job.spec.prediction
     try:
         frame = read_predictions(job.collected, pred.id_column, pred.output_column)
