@@ -301,3 +301,36 @@ def test_an_nbgrader_course_on_postgresql_gradebook_and_store_agree(
     )
     assert again.graded == 0 and again.skipped == 3
     assert len(open_store(url).rows()) == 3
+
+
+def test_an_existing_scheduler_grades_the_cohort(ranking_env, tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    spec, _, _ = ranking_env
+    cfg = load_config(_config(ranking_env, tmp_path))
+    subs = _cohort(tmp_path / "subs", {"ann": ranking.GOOD_CELLS, "bob": FAILING})
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        summary = grade_cohort(
+            subs,
+            spec,
+            cfg,
+            tmp_path / "out",
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+        workers = _descendants(os.getpid())  # the worker, its job server and their children
+        assert any("grading.jobproc" in " ".join(p.cmdline()) for p in _alive(workers))
+    by = {r["submission"]["learner"]: r["status"].split(":")[0] for r in summary.current}
+    assert by == {"ann": "graded", "bob": "notebook_failed"}
+    end = time.monotonic() + 15
+    while time.monotonic() < end and _alive(workers):
+        time.sleep(0.3)
+    assert not _alive(workers), [p.cmdline()[:3] for p in _alive(workers)]
