@@ -41,7 +41,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["JobLimits", "JobProcess", "JobRequest", "stopped_result", "POLL_S"]
+__all__ = [
+    "JobLimits",
+    "JobProcess",
+    "JobRequest",
+    "JobServer",
+    "POLL_S",
+    "kill_marked",
+    "marked_processes",
+    "stopped_result",
+]
 
 #: How often the watcher samples the grading process's memory and clock.
 POLL_S = 0.1
@@ -353,19 +362,29 @@ def _receive(stream):
     return pickle.loads(stream.read(size)) if size > 0 else None
 
 
+def marked_processes(marker: str) -> list:
+    """Live processes whose command line names ``marker`` (a job's folder marks all of its own)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(marker in part for part in (p.info["cmdline"] or [])):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
 def kill_marked(marker: str, rounds: int = 20) -> int:
     """SIGKILL every process whose command line names ``marker``; how many were killed."""
     import psutil
 
     killed = 0
     for _ in range(rounds):
-        found = []
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if any(marker in part for part in (p.info["cmdline"] or [])):
-                    found.append(p)
-            except psutil.Error:
-                continue
+        found = marked_processes(marker)
         if not found:
             break
         for p in found:
