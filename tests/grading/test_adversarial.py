@@ -14,11 +14,11 @@ import stat
 import zipfile
 
 import nbformat
-import psutil
 import pytest
 import ranking
 
 from grading import grade, load_config
+from grading.jobproc import marked_processes
 
 SECRET = "grader-secret-7f3a9c"
 PREDICT = """\
@@ -26,17 +26,6 @@ import pandas as pd
 score = pd.read_parquet(score_path)
 pd.DataFrame({"CANDIDATE_ID": score["CANDIDATE_ID"], "score": 0.5}).to_csv(predictions_path, index=False)
 """
-
-
-def _marker_processes(marker: str) -> list:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in (p.info["cmdline"] or [])):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
 
 
 def _grade(ranking_env, tmp_path, monkeypatch, kit, **overrides):
@@ -287,7 +276,7 @@ def test_a_background_process_does_not_survive(ranking_env, tmp_path, monkeypatc
         PREDICT,
     ]
     _grade(ranking_env, tmp_path, monkeypatch, _kit(tmp_path, cells, service=None, monitor=None))
-    assert not _marker_processes("613")
+    assert not marked_processes("613")
 
 
 def test_1gb_of_output_is_cut_at_the_output_cap(ranking_env, tmp_path, monkeypatch):
@@ -430,7 +419,7 @@ def _service_case(ranking_env, tmp_path, monkeypatch, service):
     assert r["status"] == "graded"
     earned = {x["metric"]: x["points"] for x in r["rubric"]}
     assert earned["service.contract"] == 0 and earned["service.consistency"] == 0, r["rubric"]
-    assert not _marker_processes(str(tmp_path))
+    assert not marked_processes(str(tmp_path))
     return r
 
 

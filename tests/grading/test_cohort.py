@@ -26,7 +26,7 @@ import ranking
 
 from grading import load_config
 from grading.cohort import discover, grade_cohort
-from grading.jobproc import JobLimits
+from grading.jobproc import JobLimits, marked_processes
 from grading.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,17 +97,6 @@ def _alive(procs) -> list[psutil.Process]:
     return out
 
 
-def _marked(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in (p.info["cmdline"] or [])):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
-
-
 def test_discover_reads_learner_folders_zips_and_the_nbgrader_tree(tmp_path):
     _cohort(tmp_path / "a", {"ann": ranking.GOOD_CELLS, "bob": EMPTY})
     with zipfile.ZipFile(tmp_path / "a" / "cy.zip", "w") as zf:
@@ -173,7 +162,7 @@ def test_a_mixed_cohort_gets_one_result_each_and_nothing_is_left_running(ranking
     time.sleep(0.5)
     left = [p for p in _alive(_descendants(os.getpid())) if p.pid not in before]
     assert not left, [p.cmdline() for p in left]
-    assert not _alive(_marked("fullcycle-job-"))
+    assert not _alive(marked_processes("fullcycle-job-"))
 
 
 def _cli(*args, **kw):
@@ -221,7 +210,7 @@ def test_kill_9_halfway_then_resume_grades_each_submission_exactly_once(ranking_
     while time.monotonic() < end and _alive(tree):
         time.sleep(0.5)
     assert not _alive(tree), [p.cmdline()[:4] for p in _alive(tree)]
-    assert not _alive(_marked("fullcycle-job-"))
+    assert not _alive(marked_processes("fullcycle-job-"))
     stored_before = len(open_store(str(store)).rows())
     assert 12 <= stored_before < len(plan)
 

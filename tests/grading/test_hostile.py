@@ -31,11 +31,11 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import ranking
 
 from grading.harness import OutputError, read_parquet_bounded
+from grading.jobproc import marked_processes
 from grading.probes import MAX_ANSWER_BYTES, NoAnswer, ServiceClient
 from grading.submission import submission_hash
 
@@ -80,17 +80,6 @@ with open(sys.argv[5], "w") as f:
 """
 
 
-def _marker_processes(marker: str) -> list:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in (p.info["cmdline"] or [])):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def _run_child(tmp_path: Path, code: str, *args: str) -> None:
     """Run ``code`` in a fresh Python; every process it starts must be gone when it ends.
 
@@ -115,7 +104,7 @@ def _run_child(tmp_path: Path, code: str, *args: str) -> None:
         proc.communicate()
         pytest.fail(f"the grader did not end within {HANG_S} s: it hung")
     finally:
-        left = _marker_processes(str(tmp))
+        left = marked_processes(str(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
     assert proc.returncode == 0, output.decode("utf-8", "replace")[-3000:]
     assert not left, f"processes of the grading were left running: {left}"

@@ -16,12 +16,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import markdown_it
-import psutil
 import pytest
 import ranking
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
 from grading import format_scorecard, grade, load_config
+from grading.jobproc import marked_processes
 from grading.report import write_reports
 from grading.text import LIMIT, environment, md_escape, terminal_safe
 
@@ -346,17 +346,6 @@ def check_drift(reference, current):
 """
 
 
-def _learner_processes(marker: str) -> list:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(marker in part for part in (p.info["cmdline"] or [])):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def _check_reports(out: Path) -> str:
     page = _Elements((out / "feedback.html").read_text(encoding="utf-8"))
     _assert_inert(page, FEEDBACK_HTML | {"img"})
@@ -385,7 +374,7 @@ def test_a_submission_with_html_in_its_ids_and_errors_gets_inert_reports(ranking
         json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))["status"]
         == r["status"]
     )
-    assert not _learner_processes(str(tmp_path))
+    assert not marked_processes(str(tmp_path))
 
 
 def test_a_hostile_file_name_in_a_zip_stays_text(ranking_env, tmp_path):
