@@ -551,7 +551,7 @@ _CONFIG_OPTION = click.option(
 def _sha(path: Path) -> str:
     from grading.cohort import bounded_hash
 
-    return bounded_hash(path, 200_000_000)
+    return bounded_hash(path)
 
 
 @cli.command("grade-cohort")

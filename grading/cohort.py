@@ -5,8 +5,9 @@
 1. **Find the submissions** (:func:`discover`): ``SUBMISSIONS`` is a folder of
    learner folders (``alice/`` holding the kit), of learner zips
    (``alice.zip``), or nbgrader's ``submitted/<student>/<assignment>/`` tree.
-   Each gets a SHA-256 over its bytes (bounded: an over-size submission gets a
-   hash of its listing and is rejected when graded).
+   Each gets a SHA-256 over its files (bounded in bytes and entries; links are
+   never followed; nbgrader's ``timestamp.txt`` is left out, so the same work
+   has one hash and a copy between learners shows).
 2. **Skip what is done**: with ``--resume``, a (learner, submission hash)
    that already has a result in the store is not graded again. Without
    ``--resume`` a store that already holds results of the assignment is
@@ -31,7 +32,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import pickle
 import shutil
@@ -89,26 +89,18 @@ class CohortSummary:
 # ---- discovery -------------------------------------------------------------------------
 
 
-def bounded_hash(path: Path, max_bytes: int) -> str:
-    """The submission's hash, or (past ``max_bytes``) a hash of its listing, marked as such."""
+#: Files nbgrader adds to a submission that are not the learner's work.
+NBGRADER_FILES = frozenset({"timestamp.txt"})
+
+
+def bounded_hash(path: Path, skip: frozenset[str] = frozenset()) -> str:
+    """The submission's SHA-256 (bounded in bytes and entries; links never followed)."""
     from grading.submission import submission_hash
 
-    total = 0
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    listing = hashlib.sha256()
-    for p in sorted(files):
-        try:
-            st = p.lstat()
-        except OSError:
-            continue
-        total += st.st_size
-        listing.update(f"{p.relative_to(path.parent)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    if total > max_bytes or len(files) > 100_000:
-        return "oversize-" + listing.hexdigest()[:56]
-    return submission_hash(path)
+    return submission_hash(path, skip=skip)
 
 
-def discover(folder: str | Path, assignment: str, max_bytes: int = 200_000_000) -> list:
+def discover(folder: str | Path, assignment: str) -> list:
     """The submissions under ``folder``, sorted by learner.
 
     Returns a list of :class:`Submission`; a learner folder that cannot be a
@@ -146,7 +138,8 @@ def discover(folder: str | Path, assignment: str, max_bytes: int = 200_000_000) 
             check_student_id(learner)  # the gradebook's rules, checked before any grading
         except GradebookError as exc:
             raise GradingConfigError(f"{path}: {exc}") from None
-        sha = "symlink" if path.is_symlink() else bounded_hash(path, max_bytes)
+        skip = NBGRADER_FILES if nbgrader is not None else frozenset()
+        sha = "symlink" if path.is_symlink() else bounded_hash(path, skip)
         subs.append(Submission(learner, path, sha))
     return subs
 
@@ -328,7 +321,7 @@ def grade_cohort(
     out_dir = Path(out_dir)
     assignment = assignment or spec.name
     limits = limits or JobLimits()
-    subs = discover(submissions, assignment, config.archive.max_bytes)
+    subs = discover(submissions, assignment)
     target = store or config.store_target()
     results = open_store(target)
     done = {(r["learner"], r["submission_sha256"]) for r in results.current(assignment=assignment)}

@@ -51,12 +51,15 @@ def _entries(path: Path) -> list[tuple[tuple[str, ...], Path]]:
     return sorted(out)
 
 
-def submission_hash(path: Path, max_bytes: int = MAX_HASHED_BYTES) -> str:
+def submission_hash(
+    path: Path, max_bytes: int = MAX_HASHED_BYTES, skip: frozenset[str] = frozenset()
+) -> str:
     """SHA-256 over the relative paths and bytes of every file, in sorted order.
 
     Links are hashed as their target's text (never followed), FIFOs and
     devices as their kind; past ``max_bytes`` of content in total, files count
-    by their path and size only.
+    by their path and size only. Top-level names in ``skip`` are left out
+    (nbgrader's ``timestamp.txt``: the same work submitted twice has one hash).
     """
     h = hashlib.sha256()
     path = Path(path)
@@ -65,6 +68,7 @@ def submission_hash(path: Path, max_bytes: int = MAX_HASHED_BYTES) -> str:
     else:  # a file; the top-level path is the instructor's, so a link to an archive is followed
         entries = [((path.name,), path.resolve() if path.is_symlink() else path)]
     budget = max_bytes
+    entries = [(parts, p) for parts, p in entries if not (len(parts) == 1 and parts[0] in skip)]
     for parts, p in entries[:MAX_HASHED_ENTRIES]:
         h.update("/".join(parts).encode("utf-8", "surrogateescape") + b"\0")
         try:

@@ -108,6 +108,8 @@ def test_discover_reads_learner_folders_zips_and_the_nbgrader_tree(tmp_path):
     tree = tmp_path / "course" / "submitted"
     ranking.write_kit(tree / "dee" / "capstone", service=None, monitor=None)
     shutil.copytree(tree / "dee", tree / "eve")
+    for student, when in (("dee", "10:00"), ("eve", "11:30")):  # nbgrader's own file differs
+        (tree / student / "capstone" / "timestamp.txt").write_text(f"2026-11-25 {when}:00 UTC")
     (tree / "fay" / "week01").mkdir(parents=True)  # did not submit the capstone
     subs = discover(tmp_path / "course", "capstone")
     assert [s.learner for s in subs] == ["dee", "eve"]
