@@ -129,6 +129,23 @@ def _nbgrader(root: Path, n: int, holdout: Path) -> float:
     return (time.perf_counter() - t) / n
 
 
+def _leftovers() -> int:
+    """Processes this benchmark started that are still alive (must be 0)."""
+    import psutil
+
+    from grading.jobproc import marked_processes
+
+    time.sleep(1)
+    kids = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running()
+        and p.status() != psutil.STATUS_ZOMBIE
+        and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    return len(kids) + len(marked_processes("fullcycle-job"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
@@ -150,6 +167,7 @@ def main() -> None:
         two, cells2 = _cohort(root, spec, cfg, args.n, 2, "w2")
         nbg = _nbgrader(root, args.n, holdout)
         per1, per2 = _steady(one.timeline), _steady(two.timeline)
+        left = _leftovers()
         figures = {
             "benchmark": "cohort",
             "submissions": args.n,
@@ -162,6 +180,7 @@ def main() -> None:
             "cohort_wall_s_1_worker": one.seconds,
             "cohort_wall_s_2_workers": two.seconds,
             "nbgrader_autograde_s_per_submission": round(nbg, 3),
+            "leftover_processes": left,
             "target_warm_overhead_s": 0.6,
             "target_speedup": 1.8,
         }
@@ -171,6 +190,7 @@ def main() -> None:
         print(f"1 worker: {per1:.2f} s/submission (cells {cells1:.2f} s)")
         print(f"2 workers: {per2:.2f} s/submission; speed-up {per1 / per2:.2f}x")
         print(f"nbgrader autograde: {nbg:.2f} s/submission")
+        print(f"processes left behind: {left}")
         print(json.dumps(figures))
     finally:
         shutil.rmtree(root, ignore_errors=True)
