@@ -159,3 +159,17 @@ def ranking_env(tmp_path_factory):
     spec = load_spec(ranking.write_project(root / "project"))
     config = ranking.write_config(root, holdout)
     return spec, config, root
+
+
+def live_descendants() -> set[int]:
+    """Pids of this process's live descendants (an exited, unreaped one is no process left)."""
+    import psutil
+
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.add(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return out

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KIT_DIR
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -17,6 +16,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fullcycle.exceptions import DataError
 from fullcycle.kit import Kit
 from fullcycle.windows import SECONDS_PER_DAY, window_counts_sums
+
+from conftest import KIT_DIR
 
 # Loaded by path, as the grader and the CLI load a kit (the estimator checks below are
 # generated at collection time, so the kit is loaded here rather than in a fixture).

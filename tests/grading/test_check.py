@@ -6,7 +6,6 @@ import json
 import re
 
 import nbformat
-import psutil
 import pytest
 import ranking
 import yaml
@@ -23,6 +22,8 @@ from grading.check import (
     public_seed,
 )
 from grading.config import GradingConfig
+
+from conftest import live_descendants
 
 NOT_YET = 'raise NotImplementedError("not implemented yet")\n'
 #: What a terminal must never receive from a kit: C0/C1 controls (but tab and newline), bidi.
@@ -45,18 +46,6 @@ def _own_cache(tmp_path, monkeypatch):
 
 def _rubric_rows(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
-
-
-def _children() -> set[int]:
-    """Pids of this process's live descendants (an exited, unreaped one is no process left)."""
-    out = set()
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.add(p.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return out
 
 
 # ---- the public seed -------------------------------------------------------------------
@@ -140,7 +129,7 @@ def test_does_the_reference_kit_get_full_marks_on_public_data(ranking_env, publi
     kit = ranking.write_kit(tmp_path / "kit")
     (tmp_path / "kit-check").mkdir()
     (tmp_path / "kit-check" / "executed.ipynb").write_text("stale")  # from an earlier check
-    pids = _children()
+    pids = live_descendants()
 
     check = check_kit(kit, project=spec, data_dir=folder)
 
@@ -159,7 +148,7 @@ def test_does_the_reference_kit_get_full_marks_on_public_data(ranking_env, publi
     # no results store: neither the instructor's nor one left in the report folder
     assert (store.read_bytes() if store.exists() else None) == before
     assert not list(check.out_dir.glob("*.sqlite*"))
-    assert _children() <= pids
+    assert live_descendants() <= pids
 
     # the instructor's grading of the same kit ran on other data
     hidden = grade(kit, spec, load_config(config_path), tmp_path / "hidden-out")
@@ -172,7 +161,7 @@ def test_does_the_reference_kit_get_full_marks_on_public_data(ranking_env, publi
 def test_does_an_unimplemented_kit_get_a_clean_zero(public_env, tmp_path):
     spec, folder = public_env
     kit = ranking.write_kit(tmp_path / "kit", cells=[NOT_YET], service=NOT_YET, monitor=NOT_YET)
-    pids = _children()
+    pids = live_descendants()
 
     check = check_kit(kit, project=spec, out_dir=tmp_path / "out", data_dir=folder)
 
@@ -184,7 +173,7 @@ def test_does_an_unimplemented_kit_get_a_clean_zero(public_env, tmp_path):
     rows = _rubric_rows((tmp_path / "out" / "feedback.md").read_text())
     assert len(rows) == len(spec.rubric) + 1
     assert all(row in check.text for row in rows)
-    assert _children() <= pids
+    assert live_descendants() <= pids
 
 
 @pytest.mark.integration
@@ -261,7 +250,7 @@ def _line(result, metric):
 def test_in_the_course_is_the_reference_kit_graded_on_the_same_public_data(tmp_path):
     spec, public = _course(tmp_path / "course")
     kit = ranking.write_kit(tmp_path / "learner", cells=WEAK_CELLS)
-    pids = _children()
+    pids = live_descendants()
 
     check = check_kit(kit, project=spec, out_dir=tmp_path / "out", data_dir=public)
 
@@ -280,7 +269,7 @@ def test_in_the_course_is_the_reference_kit_graded_on_the_same_public_data(tmp_p
     again = check_kit(kit, project=spec, out_dir=tmp_path / "out", data_dir=public)
     assert again.result["reference"]["cached"]
     assert again.result["reference"]["figures"] == ref["figures"]
-    assert _children() <= pids
+    assert live_descendants() <= pids
 
 
 @pytest.mark.integration
@@ -297,7 +286,7 @@ def test_in_a_release_are_the_published_figures_used_and_never_a_stubbed_kit(tmp
     # ... and the learner's copy of the kit, stubbed, where the reference kit was
     (tmp_path / "course" / "kit" / "monitor.py").write_text(STUB)
     kit = ranking.write_kit(tmp_path / "learner", cells=WEAK_CELLS)
-    pids = _children()
+    pids = live_descendants()
 
     check = check_kit(kit, project=spec, out_dir=tmp_path / "out", data_dir=public)
 
@@ -320,7 +309,7 @@ def test_in_a_release_are_the_published_figures_used_and_never_a_stubbed_kit(tmp
     assert "--scale small" in line["feedback"] and "not measured" in line["feedback"]
     assert r["score"]["max_points"] == sum(c.points for c in spec.rubric) - 2
     assert "grader_error" not in r["status"] and "not measured" in other.text
-    assert _children() <= pids
+    assert live_descendants() <= pids
 
 
 def _job(spec, holdout_fingerprint="fp", scale="small"):

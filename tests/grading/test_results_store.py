@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +25,7 @@ import grading.store
 from grading.errors import GradingConfigError
 from grading.store import COLUMNS, ResultsStore, ResultsStoreError, open_store
 
+from conftest import live_descendants
 from postgres import INSTALL, find_bindir
 
 
@@ -158,23 +158,11 @@ def _writers(target: str, plans: list[list[dict]], *flags: str) -> list[subproce
     return procs
 
 
-def _descendants() -> set[int]:
-    """Pids of this process's live descendants (an exited, unreaped one is no process left)."""
-    out = set()
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.add(p.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
 def test_concurrent_writers_never_duplicate_or_lose_an_attempt(target):
     """Do 4 processes adding 20 results each to one submission, at once, on a store none of them
     has created yet, get attempts 1..80, each once?"""
     workers, n = 4, 20
-    before = _descendants()
+    before = live_descendants()
     plans = [[_result(learner="ada")] * n + [_result(learner=f"solo{i}")] for i in range(workers)]
     procs = _writers(target, plans)
     returned = []
@@ -182,7 +170,7 @@ def test_concurrent_writers_never_duplicate_or_lose_an_attempt(target):
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0
         returned.append([tuple(json.loads(line)) for line in out.splitlines()])
-    assert _descendants() <= before
+    assert live_descendants() <= before
 
     store = open_store(target)
     rows = store.rows(learner="ada")

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from conftest import KIT_DIR, payload, register_world_model
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
@@ -23,6 +22,8 @@ from fullcycle.data import save_transactions
 from fullcycle.serving import service_env
 from fullcycle.serving.process import ServiceProcess, free_port, serve_command
 from fullcycle.spec import find_project
+
+from conftest import KIT_DIR, payload, register_world_model
 
 pytestmark = pytest.mark.integration
 REGISTERED: dict[str, str] = {}

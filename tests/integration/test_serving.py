@@ -14,12 +14,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KIT_DIR, payload
 from fastapi.testclient import TestClient
 
 from fullcycle.data import save_transactions
 from fullcycle.exceptions import ConfigError
 from fullcycle.serving import ModelBundle, read_log
+
+from conftest import KIT_DIR, payload
 
 #: The kit's modules, which import each other by these plain names.
 KIT_MODULES = sorted(p.stem for p in KIT_DIR.glob("*.py"))
