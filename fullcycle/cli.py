@@ -661,6 +661,25 @@ def brief(project, check):
     click.echo(f"{where}: {'updated' if changed else 'up to date'}")
 
 
+@cli.command()
+@click.option("--check", is_flag=True, help="Exit 1 if a kit cell is out of step; change nothing.")
+def course(check):
+    """Copy the kit's definitions into the course's exercise cells that name them."""
+    from grading.course import sync
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        stale = sync(root, check=check)
+    except (FullcycleError, NotImplementedError) as exc:
+        _fail(exc)
+    for cell in stale:
+        click.echo(str(cell), err=check)
+    if check and stale:
+        click.echo("run `fullcycle course` to copy the kit into these cells", err=True)
+        sys.exit(1)
+    click.echo(f"course: {len(stale)} cell(s) {'out of step' if check else 'updated'}")
+
+
 @cli.command(name="grading-config")
 @click.option("--new", "path", required=True, type=click.Path(path_type=Path))
 @click.option("--scale", type=click.Choice(["full", "small", "tiny"]), default="full")
