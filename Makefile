@@ -37,8 +37,11 @@ test: system $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+# JupyterLab on the course, offline (jupyter/: no news, no update check); nbgrader's
+# menu and formgrader use nbgrader_config.py (curriculum/ is its source directory).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,10 @@ A release folder holds ``README.md`` (install and start, in two commands),
 ``wheels/`` (the ``fullcycle`` library and the ``grading`` package as one
 pure-Python wheel), ``starter_kits/`` (every file of each kit, solution regions
 stubbed), ``projects/`` (specs, briefs, public validation data) and
-``curriculum/`` when the course has one.
+``curriculum/`` when the course has one: each week's notebooks as nbgrader's
+``generate_assignment`` releases them (solutions stubbed, hidden tests removed,
+cells locked), run with the course's own ``nbgrader_config.py`` in a temporary
+course folder (:func:`release_course`).
 
 The grader ships so that a learner can run ``fullcycle check KIT``: the
 grader's own steps, rubric and feedback on public data (:mod:`grading.check`).
@@ -37,9 +40,13 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import string
+import subprocess
+import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -47,10 +54,20 @@ from pathlib import Path
 from grading.check import DEFAULT_SCALE
 from grading.errors import GradingConfigError
 
-__all__ = ["LIBRARY", "PACKAGES", "PACKAGE_FILES", "build_wheel", "release", "strip_solutions"]
+__all__ = [
+    "LIBRARY",
+    "PACKAGES",
+    "PACKAGE_FILES",
+    "build_wheel",
+    "release",
+    "release_course",
+    "strip_solutions",
+]
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
+#: nbgrader's marker of hidden tests, which a release never carries.
+HIDDEN = "### BEGIN HIDDEN TESTS"
 #: The library package (the wheel's name and console script come from its ``pyproject.toml``).
 LIBRARY = "fullcycle"
 #: The packages the learner's wheel ships: the library, and the grader for ``fullcycle check``.
@@ -336,6 +353,58 @@ def _public_references(repo: Path, out: Path, scales) -> list[Path]:
     return written
 
 
+#: How long nbgrader may take to generate every week's release (seconds).
+COURSE_TIMEOUT_S = 600
+
+
+def release_course(repo: Path, out: Path) -> list[Path]:
+    """Write each week of ``repo/curriculum`` as nbgrader releases it, into ``out/curriculum``.
+
+    nbgrader's ``generate_assignment`` runs with the course's ``nbgrader_config.py`` on a
+    copy of the course in a temporary folder, so the repository's gradebook and release
+    folders are never touched. Returns the files written (none when there is no course).
+    """
+    from grading.course import COURSE_DIR, weeks
+
+    found = weeks(repo)
+    if not found:
+        return []
+    config = repo / "nbgrader_config.py"
+    if not config.is_file():
+        raise GradingConfigError(
+            f"{repo} has {COURSE_DIR}/ but no nbgrader_config.py to release it with"
+        )
+    with tempfile.TemporaryDirectory(prefix="fullcycle-course-") as tmp:
+        course = Path(tmp)
+        shutil.copyfile(config, course / config.name)
+        for week in found:
+            shutil.copytree(
+                week, course / COURSE_DIR / week.name, ignore=shutil.ignore_patterns(*_SKIP)
+            )
+        bindir = str(Path(sys.executable).parent)  # nbgrader runs alembic from the PATH
+        env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", "week*", "--force"]
+        try:
+            done = subprocess.run(
+                cmd, cwd=course, env=env, capture_output=True, text=True, timeout=COURSE_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GradingConfigError(
+                f"nbgrader generate_assignment took over {COURSE_TIMEOUT_S} s on {COURSE_DIR}/"
+            ) from exc
+        if done.returncode:
+            raise GradingConfigError(
+                f"nbgrader could not release {COURSE_DIR}/ (exit {done.returncode}); run "
+                f"`nbgrader generate_assignment WEEK` in {repo} to see why:\n{done.stderr[-2000:]}"
+            )
+        released = course / "workspace" / "course" / "release"
+        missing = [w.name for w in found if not (released / w.name).is_dir()]
+        if missing:
+            raise GradingConfigError(f"nbgrader released no notebooks for {missing}")
+        shutil.copytree(released, out / COURSE_DIR, dirs_exist_ok=True)
+    return sorted(p for p in (out / COURSE_DIR).rglob("*") if p.is_file())
+
+
 def release(
     repo: Path,
     out: Path,
@@ -374,7 +443,7 @@ def release(
     if unknown:
         raise GradingConfigError(f"no starter kit named {unknown}; known kits: {known}")
     written: list[Path] = []
-    for top in ("starter_kits", "projects", "curriculum"):
+    for top in ("starter_kits", "projects"):
         base = repo / top
         if not base.is_dir():
             continue
@@ -397,10 +466,15 @@ def release(
             else:
                 shutil.copyfile(src, dest)
             written.append(dest)
+    written += release_course(repo, out)
     written += _public_references(repo, out, tuple(check_scales))
     wheel = build_wheel(repo, out / "wheels")
     written += [wheel, _readme(repo, out, wheel, tuple(check_scales))]
     for path in written:
-        if path.suffix in (".py", ".ipynb", ".md", ".yaml") and BEGIN in path.read_text():
-            raise GradingConfigError(f"{path}: a solution marker survived the release")
+        if path.suffix in (".py", ".ipynb", ".md", ".yaml") and (
+            BEGIN in (text := path.read_text()) or HIDDEN in text
+        ):
+            raise GradingConfigError(
+                f"{path}: a solution or hidden-test marker survived the release"
+            )
     return written
