@@ -1,12 +1,13 @@
 """The course: eleven weeks in curriculum/, run through nbgrader's own cycle with three fake learners.
 
-One module-scoped course folder holds a copy of the repository's
-``nbgrader_config.py`` and ``curriculum/``. nbgrader's CLI generates every
-week's release; week 1 goes the whole way through an exchange (release, each
-learner fetches and submits under their own user name, collect); the other
-weeks' submissions are placed where ``collect`` puts them. Then one
-``autograde`` and one ``generate_feedback`` over all weeks, the capstone's
-scores are exported into the same gradebook, and ``nbgrader export`` is read.
+Two course folders (half the weeks each, run at the same time) hold a copy of
+the repository's ``nbgrader_config.py`` and their weeks of ``curriculum/``.
+nbgrader's CLI generates every week's release; week 1 goes the whole way
+through an exchange (release, each learner fetches and submits under their own
+user name, collect); the other weeks' submissions are placed where ``collect``
+puts them. Then one ``autograde`` and one ``generate_feedback`` over the
+folder's weeks, the capstone's scores are exported into week 1's gradebook,
+and ``nbgrader export`` is read.
 
 The learners (``course_learners.py``): ``reference`` submits the source
 notebooks, lesson and exercise, so autograde executes every notebook of the
@@ -23,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -89,56 +91,71 @@ def course_processes(course: Path) -> list[psutil.Process]:
     return out
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """A course run through nbgrader's cycle: generated, released, submitted, autograded, exported."""
-    base = tmp_path_factory.mktemp("course")
-    course = base / "course"
-    course.mkdir()
+def run_course(course: Path, weeks: list[str], exchange: Path | None) -> None:
+    """nbgrader's cycle on ``weeks`` in ``course``; the first week through ``exchange`` if given."""
+    course.mkdir(parents=True)
     shutil.copyfile(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    shutil.copytree(REPO / COURSE_DIR, course / COURSE_DIR)
-    exchange = base / "exchange"
-    exchange.mkdir()
-    on_exchange = [f"--Exchange.root={exchange}", f"--CourseDirectory.course_id={COURSE_ID}"]
-
+    for week in weeks:
+        shutil.copytree(REPO / COURSE_DIR / week, course / COURSE_DIR / week)
+    on_exchange = [f"--CourseDirectory.course_id={COURSE_ID}"]
+    if exchange:
+        on_exchange.append(f"--Exchange.root={exchange}")
     nbgrader(course, "generate_assignment", "week*", "--force", *on_exchange)
-
-    # Week 1 through the exchange, as learners and instructor do it.
-    first = WEEKS[0]
-    nbgrader(course, "release_assignment", first, *on_exchange)
-    for learner in LEARNERS:
-        home = base / "learners" / learner
-        home.mkdir(parents=True)
-        nbgrader(home, "fetch_assignment", first, *on_exchange, user=learner)
-        for name, nb in submission(course, first, learner).items():
-            nbformat.write(nb, home / first / name)
-        if learner != "reference":
-            (home / first / "lesson.ipynb").unlink()  # hand in the exercise only
-        nbgrader(home, "submit", first, *on_exchange, user=learner)
-    nbgrader(course, "collect", first, *on_exchange)
-
-    # The other weeks: placed where `collect` puts submissions.
-    for week in WEEKS[1:]:
+    placed = weeks
+    if exchange:  # the first week as learners and instructor do it
+        first, placed = weeks[0], weeks[1:]
+        nbgrader(course, "release_assignment", first, *on_exchange)
+        for learner in LEARNERS:
+            home = exchange.parent / "learners" / learner
+            home.mkdir(parents=True)
+            nbgrader(home, "fetch_assignment", first, *on_exchange, user=learner)
+            for name, nb in submission(course, first, learner).items():
+                nbformat.write(nb, home / first / name)
+            if learner != "reference":
+                (home / first / "lesson.ipynb").unlink()  # hand in the exercise only
+            nbgrader(home, "submit", first, *on_exchange, user=learner)
+        nbgrader(course, "collect", first, *on_exchange)
+    for week in placed:  # where `collect` puts submissions
         for learner in LEARNERS:
             dest = course / "workspace/course/submitted" / learner / week
             dest.mkdir(parents=True)
             for name, nb in submission(course, week, learner).items():
                 nbformat.write(nb, dest / name)
             (dest / "timestamp.txt").write_text(TIMESTAMP)
-
     nbgrader(course, "autograde", "week*", "--force", *on_exchange)
     nbgrader(course, "generate_feedback", "week*", "--force", *on_exchange)
+    if exchange:  # the capstone's scores, as a cohort run hands them over, into the same gradebook
+        results = [capstone_result(learner, points) for learner, points in CAPSTONE.items()]
+        export_to_gradebook(results, course_dir=course, assignment="capstone", course_id=COURSE_ID)
+    nbgrader(course, "export", "--to", str(course / "grades.csv"), *on_exchange)
 
-    # The capstone's scores, as a cohort run hands them over, into the same gradebook.
-    results = [capstone_result(learner, points) for learner, points in CAPSTONE.items()]
-    export_to_gradebook(results, course_dir=course, assignment="capstone", course_id=COURSE_ID)
 
-    nbgrader(course, "export", "--to", str(base / "grades.csv"), *on_exchange)
-    yield course
-    left = course_processes(course)
+@pytest.fixture(scope="module")
+def courses(tmp_path_factory) -> dict[str, Path]:
+    """Week -> the course folder that ran it through nbgrader's cycle (and "capstone" -> the first).
+
+    The weeks are split over two course folders, each with its own gradebook, run at the
+    same time (nbgrader autogrades one notebook at a time, and this machine has two cores).
+    The first holds week 1, which goes through the exchange, and the capstone's scores.
+    """
+    base = tmp_path_factory.mktemp("course")
+    (base / "exchange").mkdir()
+    halves = [WEEKS[0::2], WEEKS[1::2]]
+    folders = [base / "a", base / "b"]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(run_course, folder, weeks, base / "exchange" if i == 0 else None)
+            for i, (folder, weeks) in enumerate(zip(folders, halves, strict=True))
+        ]
+        for run in runs:
+            run.result()
+    yield {"capstone": folders[0]} | {
+        w: f for f, weeks in zip(folders, halves, strict=True) for w in weeks
+    }
+    left = [p for folder in folders for p in course_processes(folder)]
     for p in left:
         p.kill()
-    assert not left, f"processes left in the course folder: {[p.cmdline() for p in left]}"
+    assert not left, f"processes left in the course folders: {[p.cmdline() for p in left]}"
 
 
 def capstone_result(learner: str, points: float) -> dict:
@@ -161,13 +178,14 @@ def capstone_result(learner: str, points: float) -> dict:
 
 
 @pytest.fixture(scope="module")
-def grades(course) -> dict[tuple[str, str], tuple[float, float]]:
-    """(assignment, learner) -> (score, max score), from ``nbgrader export``."""
-    with open(course.parent / "grades.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {
-        (r["assignment"], r["student_id"]): (float(r["score"]), float(r["max_score"])) for r in rows
-    }
+def grades(courses) -> dict[tuple[str, str], tuple[float, float]]:
+    """(assignment, learner) -> (score, max score), from each course's ``nbgrader export``."""
+    out = {}
+    for folder in set(courses.values()):
+        with open(folder / "grades.csv", newline="") as fh:
+            for r in csv.DictReader(fh):
+                out[(r["assignment"], r["student_id"])] = (float(r["score"]), float(r["max_score"]))
+    return out
 
 
 def autograded(course: Path, learner: str, week: str, name: str = "exercise.ipynb"):
@@ -236,11 +254,11 @@ def test_kit_cells_are_in_step_with_the_kit():
 
 @pytest.mark.integration
 @pytest.mark.parametrize("week", WEEKS)
-def test_the_reference_gets_full_marks_and_every_notebook_runs(course, grades, week):
+def test_the_reference_gets_full_marks_and_every_notebook_runs(courses, grades, week):
     score, max_score = grades[(week, "reference")]
     assert max_score > 0 and score == max_score, f"{week}: reference {score}/{max_score}"
     for name in ("lesson.ipynb", "exercise.ipynb"):
-        nb = autograded(course, "reference", week, name)
+        nb = autograded(courses[week], "reference", week, name)
         errors = [
             (i, o.get("ename"), o.get("evalue"))
             for i, c in enumerate(nb.cells)
@@ -253,52 +271,57 @@ def test_the_reference_gets_full_marks_and_every_notebook_runs(course, grades, w
 
 @pytest.mark.integration
 @pytest.mark.parametrize("week", WEEKS)
-def test_the_untouched_release_scores_zero_with_feedback(course, grades, week):
+def test_the_untouched_release_scores_zero_with_feedback(courses, grades, week):
     assert grades[(week, "untouched")] == (0.0, grades[(week, "reference")][1])
-    feedback = course / "workspace/course/feedback/untouched" / week / "exercise.html"
+    feedback = courses[week] / "workspace/course/feedback/untouched" / week / "exercise.html"
     assert feedback.is_file(), f"{week}: no feedback for the untouched release"
     assert "not implemented yet" in feedback.read_text()
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("week", WEEKS)
-def test_the_cheater_gets_no_points_the_tests_deny(course, grades, week):
+def test_the_cheater_gets_no_points_the_tests_deny(courses, grades, week):
     cheat = cheat_for(week_number(week))
     score, max_score = grades[(week, "cheater")]
     assert score == 0.0, f"{week}: the {cheat} cheat earned {score}/{max_score}"
-    nb = autograded(course, "cheater", week)
+    nb = autograded(courses[week], "cheater", week)
     tests = [c for c in nb.cells if is_test_cell(c)]
     if cheat == "edits_tests":  # nbgrader put the locked cells back
         assert not any("the tests are mine now" in c.source for c in tests)
     if cheat == "blanks_cells":  # the course's canaries saw that the tests never ran
         assert all(any(o.get("ename") == "TestsDidNotRun" for o in c.outputs) for c in tests)
-    assert (course / "workspace/course/feedback/cheater" / week / "exercise.html").is_file()
+    assert (courses[week] / "workspace/course/feedback/cheater" / week / "exercise.html").is_file()
 
 
 @pytest.mark.integration
-def test_weekly_and_capstone_scores_share_one_gradebook(grades):
-    """Does `nbgrader export` list every week and the capstone for each learner?"""
+def test_weekly_and_capstone_scores_share_one_gradebook(courses):
+    """Does one `nbgrader export` list the capstone beside the weeks, for each learner?"""
+    folder = courses["capstone"]
+    with open(folder / "grades.csv", newline="") as fh:
+        rows = {(r["assignment"], r["student_id"]): float(r["score"]) for r in csv.DictReader(fh)}
+    weeks = [w for w in WEEKS if courses[w] == folder]
     for learner, points in CAPSTONE.items():
-        assert grades[("capstone", learner)] == (points, 25.0)
-        assert all((week, learner) in grades for week in WEEKS)
+        assert rows[("capstone", learner)] == points
+        assert all((week, learner) in rows for week in weeks)
+    assert rows[(weeks[0], "reference")] > 0
 
 
 @pytest.mark.integration
-def test_week_one_went_through_the_exchange(course):
+def test_week_one_went_through_the_exchange(courses):
     """Did `collect` file each learner's week-1 submission under their own name?"""
     for learner in LEARNERS:
-        folder = course / "workspace/course/submitted" / learner / WEEKS[0]
+        folder = courses[WEEKS[0]] / "workspace/course/submitted" / learner / WEEKS[0]
         assert (folder / "exercise.ipynb").is_file() and (folder / "timestamp.txt").is_file()
         assert (folder / "timestamp.txt").read_text().strip() != TIMESTAMP
 
 
 @pytest.mark.integration
-def test_the_canary_line_never_reaches_feedback(course):
+def test_the_canary_line_never_reaches_feedback(courses):
     """The course's canaries are removed before notebooks are saved: feedback shows the tests as written."""
     for week in WEEKS:
         for learner in LEARNERS:
             html = (
-                course / "workspace/course/feedback" / learner / week / "exercise.html"
+                courses[week] / "workspace/course/feedback" / learner / week / "exercise.html"
             ).read_text()
             assert "tests-ran-" not in html, f"{learner}/{week}"
     source = json.dumps(
