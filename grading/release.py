@@ -4,7 +4,7 @@ A release folder holds ``README.md`` (install and start, in two commands),
 ``wheels/`` (the ``fullcycle`` library and the ``grading`` package as one
 pure-Python wheel), ``starter_kits/`` (every file of each kit, solution regions
 stubbed), ``projects/`` (specs, briefs, public validation data) and
-``curriculum/`` when the course has one: each week's notebooks as nbgrader's
+``jupyter/`` (JupyterLab's offline settings), and ``curriculum/`` when the course has one: each week's notebooks as nbgrader's
 ``generate_assignment`` releases them (solutions stubbed, hidden tests removed,
 cells locked), run with the course's own ``nbgrader_config.py`` in a temporary
 course folder (:func:`release_course`).
@@ -443,7 +443,7 @@ def release(
     if unknown:
         raise GradingConfigError(f"no starter kit named {unknown}; known kits: {known}")
     written: list[Path] = []
-    for top in ("starter_kits", "projects"):
+    for top in ("starter_kits", "projects", "jupyter"):
         base = repo / top
         if not base.is_dir():
             continue

@@ -36,6 +36,7 @@ import nbformat
 import psutil
 import pytest
 
+from grading.course import weeks
 from grading.release import BEGIN, END, PACKAGES, build_wheel, release
 
 REPO = Path(__file__).resolve().parents[2]
@@ -372,7 +373,8 @@ def test_the_release_has_two_commands_a_wheel_every_kit_file_and_the_projects(re
     commands = block[1].strip().splitlines()
     assert len(commands) == 2, commands
     assert "-m venv .venv" in commands[0] and f"pip install wheels/{wheel.name}" in commands[0]
-    assert commands[1] == ".venv/bin/jupyter lab"
+    assert commands[1] == "JUPYTER_CONFIG_PATH=jupyter .venv/bin/jupyter lab"
+    assert (released / "jupyter" / "lab-settings" / "overrides.json").is_file()  # offline lab
     missing = [str(rel) for rel in _kit_files(REPO) if not (released / rel).is_file()]
     assert not missing, f"kit files not released: {missing}"
     for spec in (REPO / "projects").glob("*/project.yaml"):
@@ -572,6 +574,24 @@ def test_no_reference_solution_is_importable_from_the_installed_library(fresh):
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_the_course_is_released_as_nbgrader_releases_it(released):
+    """Is every week there, its exercise stubbed by nbgrader with no hidden test left in it?"""
+    expected = [w.name for w in weeks(REPO)]
+    assert expected, "the course has no weeks: this test would check nothing"
+    assert sorted(p.name for p in (released / "curriculum").iterdir()) == expected
+    for week in expected:
+        folder = released / "curriculum" / week
+        assert (folder / "lesson.ipynb").is_file(), week
+        nb = nbformat.read(folder / "exercise.ipynb", as_version=4)
+        text = "\n".join(c.source for c in nb.cells)
+        assert "HIDDEN TESTS" not in text and BEGIN not in text, week
+        assert 'raise NotImplementedError("not implemented yet")' in text, week
+        graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert graded and all("checksum" in c.metadata["nbgrader"] for c in graded), week
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), week
+    assert "curriculum/" in (released / "README.md").read_text()
+
+
 def test_no_line_of_a_reference_solution_is_in_the_release_or_the_library(fresh, released):
     """Is every long line of the kits' solution regions absent from the release and the wheel?"""
     lines = _solution_lines(REPO)
