@@ -113,8 +113,9 @@ def kit_source(root: Path, kit: str, names: list[str]) -> str:
             f"course cell names {missing} in {kit}, which defines no such top-level name; "
             "fix the cell's metadata.fullcycle.names"
         )
-    header = f"# Your capstone kit's {kit}: move this code there once the tests below pass.\n\n"
-    return header + "\n\n".join(_segment(lines, found[n]) for n in names).rstrip() + "\n"
+    header = f"# Your capstone kit's {kit}: move this code there once the tests below pass."
+    # Two blank lines between top-level statements and no final newline: as ruff formats a cell.
+    return "\n\n\n".join([header, *(_segment(lines, found[n]).rstrip() for n in names)])
 
 
 def sync(root: Path, *, check: bool = False) -> list[StaleCell]:
