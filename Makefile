@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/grading_overhead.py
 	$(BIN)/python benchmarks/reference_seeds.py
+	$(BIN)/python benchmarks/course.py
 	@echo "fair bars, ~2 h at full scale: $(BIN)/python benchmarks/grade_seeds.py [--scale small]"
 
 clean:
