@@ -74,7 +74,10 @@ def _segment(lines: list[str], node: ast.stmt) -> str:
     first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
     while first > 0 and lines[first - 1].lstrip().startswith("#"):
         first -= 1  # the definition's own comment lines (``#: ...``)
-    return "".join(lines[first : node.end_lineno]).rstrip() + "\n"
+    end = node.end_lineno
+    while end < len(lines) and lines[end][:1].isspace() and lines[end].lstrip().startswith("#"):
+        end += 1  # its indented comments after the last statement (a closing ``### END SOLUTION``)
+    return "".join(lines[first:end]).rstrip() + "\n"
 
 
 def _names(node: ast.stmt) -> list[str]:

@@ -230,7 +230,10 @@ class FraudInvestigationValue:
         fa = self._card_day_amounts(frame, day, card, label, amount)
         if scores is None:
             # Oracle: rank cards by what catching them is worth; only compromised ones are reviewed.
+            # A card-day without fraud is worth nothing yet: the oracle never spends a review on it
+            # (it knows the card is not caught that day), however much fraud comes later.
             worth = fa.groupby(level="card").transform(lambda s: s[::-1].cumsum()[::-1])
+            worth = worth.where(fa > 0, 0.0)
             lookup = worth.reindex(
                 pd.MultiIndex.from_arrays([frame[day].to_numpy(), frame[card].to_numpy()])
             )

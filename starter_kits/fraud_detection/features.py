@@ -129,7 +129,7 @@ class FraudFeatures(TransformerMixin, BaseEstimator):
         ts = X["TX_DATETIME"]
         out = {
             "TX_AMOUNT": X["TX_AMOUNT"].to_numpy(dtype=float),
-            "TX_DURING_WEEKEND": (ts.dt.dayofweek >= 5).to_numpy(dtype=float),
+            "TX_DURING_WEEKEND": (ts.dt.day_of_week >= 5).to_numpy(dtype=float),
             "TX_DURING_NIGHT": (ts.dt.hour < NIGHT_ENDS_AT).to_numpy(dtype=float),
         }
         card = both["CUSTOMER_ID"].to_numpy()

@@ -85,6 +85,27 @@ def test_oracle_and_baseline_by_hand():
     assert math.isnan(oracle.times(losing)) and math.isnan(oracle.share_of(losing))
 
 
+def test_the_oracle_never_spends_a_review_on_a_card_day_without_fraud():
+    """Card 1 pays honestly on day 0 and is stolen on day 1 (1,000); card 2 is stolen on day 0 (50).
+    With one review a day the oracle catches card 2 on day 0 and card 1 on day 1:
+    (0.8*50 - 10) + (0.8*1000 - 10) = 30 + 790 = 820. Reviewing card 1 on day 0, for the
+    fraud still to come, would catch nothing that day and lose card 2."""
+    frame = pd.DataFrame(
+        {
+            "TX_TIME_DAYS": [0, 0, 1],
+            "CUSTOMER_ID": [1, 2, 1],
+            "TX_AMOUNT": [20.0, 50.0, 1000.0],
+            "TX_FRAUD": [0, 1, 1],
+        }
+    )
+    model = FraudInvestigationValue(k=1, review_cost=10, recovery_rate=0.8, friction_cost=15)
+    oracle = model.evaluate(frame, None)
+    assert oracle.detail["caught_cards"] == 2
+    assert oracle.net_value == pytest.approx(820.0)
+    # and no ranking does better: the best scores pick the same two reviews
+    assert model.evaluate(frame, [0.0, 1.0, 1.0]).net_value == pytest.approx(820.0)
+
+
 def test_without_prevention_only_recovery_counts():
     """With block_prevents_future off, card 1 yields only 0.8*100 on day 0 and is still dropped."""
     model = FraudInvestigationValue(
