@@ -82,6 +82,12 @@ def schema_reasons(errors: pa.errors.SchemaErrors) -> list[tuple[object, str, st
     for case in errors.failure_cases.itertuples(index=False):
         row = case.index
         if row is None or (not isinstance(row, str) and pd.isna(row)):
+            if str(case.check) == "column_in_dataframe":  # pandera names the missing column here
+                raise ValidationError(
+                    f"the frame has no column {case.failure_case!r}, which the schema requires; "
+                    "give the schema a frame with every declared column (rename or parse the "
+                    "raw columns first)"
+                )
             raise ValidationError(
                 f"the frame fails a whole-frame check on column {case.column!r}: {case.check} "
                 f"(found {case.failure_case!r}); give the schema a frame whose columns have the "

@@ -108,3 +108,9 @@ def test_frames_that_cannot_be_quarantined_row_by_row_are_refused(raw):
         errors = exc
     with pytest.raises(ValidationError, match="whole-frame check on column 'id'"):
         ValidationResult.from_reasons(raw, raw, errors=errors)
+    try:
+        SCHEMA.validate(raw.drop(columns="id"), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        errors = exc
+    with pytest.raises(ValidationError, match="the frame has no column 'id'"):
+        ValidationResult.from_reasons(raw, raw, errors=errors)
