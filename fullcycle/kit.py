@@ -15,7 +15,7 @@ contract    ``contract:validate_export`` ``(raw, labelled=True) -> ValidationRes
 features    ``features:build_features``  ``(delay_days) -> transformer``; ``fit(history, y)``,
                                          ``transform(rows) -> DataFrame`` of the features
 online      ``features:OnlineFeatures``  ``(store, delay_days)``; ``features(tx) -> dict``,
-                                         ``update(tx)``, ``label(transaction_id, fraud)``
+                                         ``update(tx)``, ``label(pairs)``
 model       ``model:build_model``        ``(seed=0) -> unfitted classifier``
 policy      ``policy:review_priority``   ``(candidates, value) -> priorities`` (NaN: skip)
 service     ``service:create_app``       FastAPI app factory for ``uvicorn --factory``

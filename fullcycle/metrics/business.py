@@ -232,7 +232,7 @@ class FraudInvestigationValue:
             # Oracle: rank cards by what catching them is worth; only compromised ones are reviewed.
             # A card-day without fraud is worth nothing yet: the oracle never spends a review on it
             # (it knows the card is not caught that day), however much fraud comes later.
-            worth = fa.groupby(level="card").transform(lambda s: s[::-1].cumsum()[::-1])
+            worth = fa[::-1].groupby(level="card").cumsum()[::-1]  # this day's fraud and later
             worth = worth.where(fa > 0, 0.0)
             lookup = worth.reindex(
                 pd.MultiIndex.from_arrays([frame[day].to_numpy(), frame[card].to_numpy()])
