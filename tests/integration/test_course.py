@@ -48,11 +48,9 @@ CAPSTONE = dict(zip(LEARNERS, (25.0, 2.0, 0.0), strict=True))
 TIMESTAMP = "2026-11-20 12:00:00.000000 UTC"
 
 
-def nbgrader(cwd: Path, *args: str, user: str | None = None) -> str:
+def nbgrader(cwd: Path, *args: str) -> str:
     """Run nbgrader's CLI in ``cwd``; its stderr (the log), or a failure showing it."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    if user:
-        env["USER"] = env["LOGNAME"] = user  # the exchange files a submission under this name
     done = subprocess.run(
         [str(BIN / "nbgrader"), *args],
         cwd=cwd,
@@ -108,12 +106,13 @@ def run_course(course: Path, weeks: list[str], exchange: Path | None) -> None:
         for learner in LEARNERS:
             home = exchange.parent / "learners" / learner
             home.mkdir(parents=True)
-            nbgrader(home, "fetch_assignment", first, *on_exchange, user=learner)
+            nbgrader(home, "fetch_assignment", first, *on_exchange)
             for name, nb in submission(course, first, learner).items():
                 nbformat.write(nb, home / first / name)
             if learner != "reference":
                 (home / first / "lesson.ipynb").unlink()  # hand in the exercise only
-            nbgrader(home, "submit", first, *on_exchange, user=learner)
+            # Every learner here is the same OS user: name them as a JupyterHub login would.
+            nbgrader(home, "submit", first, *on_exchange, f"--CourseDirectory.student_id={learner}")
         nbgrader(course, "collect", first, *on_exchange)
     for week in placed:  # where `collect` puts submissions
         for learner in LEARNERS:
