@@ -186,7 +186,7 @@ def _genuine_transactions(rng, cfg, customers, indptr, indices):
     rate = customers["mean_nb_tx_per_day"].to_numpy()
     start = pd.Timestamp(cfg.start_date)
     if cfg.weekly_rhythm:
-        weekday = (start.dayofweek + np.arange(n_d)) % 7
+        weekday = (start.day_of_week + np.arange(n_d)) % 7
         day_factor = np.asarray(WEEKLY_RHYTHM)[weekday]
     else:
         day_factor = np.ones(n_d)

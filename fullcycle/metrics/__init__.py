@@ -1,12 +1,26 @@
-"""Metrics: technical scores and business value models."""
+"""Metrics: technical scores, ranking metrics for recommendations, and business value models."""
 
 from fullcycle.metrics.business import (
     FraudInvestigationValue,
+    RevenueAtK,
     ValueReport,
     get_value_model,
     register_value_model,
     review_candidates,
     value_models,
+)
+from fullcycle.metrics.ranking import (
+    MAP_DENOMINATORS,
+    RankingReport,
+    catalogue_coverage,
+    map_at_k,
+    ndcg_at_k,
+    novelty,
+    popularity_recommendations,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+    top_k_positions,
 )
 from fullcycle.metrics.registry import (
     Figure,
@@ -26,22 +40,34 @@ from fullcycle.metrics.technical import (
 )
 
 __all__ = [
+    "MAP_DENOMINATORS",
     "CardPrecision",
     "Figure",
     "FraudInvestigationValue",
+    "RankingReport",
+    "RevenueAtK",
     "ValueReport",
     "average_precision",
     "card_days",
     "card_precision_at_k",
+    "catalogue_coverage",
     "daily_top_k_cards",
     "figure",
     "figure_names",
     "get_value_model",
     "is_figure",
+    "map_at_k",
+    "ndcg_at_k",
+    "novelty",
+    "popularity_recommendations",
+    "precision_at_k",
+    "ranking_metrics",
+    "recall_at_k",
     "register_figure",
     "register_relation",
     "register_value_model",
     "review_candidates",
     "roc_auc",
+    "top_k_positions",
     "value_models",
 ]

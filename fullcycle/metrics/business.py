@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from fullcycle.exceptions import ConfigError, DataError
+from fullcycle.metrics.ranking import popularity_recommendations, top_k_positions
 from fullcycle.metrics.technical import card_days, daily_top_k_cards
 
 __all__ = [
     "FraudInvestigationValue",
     "RecommendationRevenue",
+    "RevenueAtK",
     "ValueReport",
     "get_value_model",
     "register_value_model",
@@ -341,3 +343,204 @@ class RecommendationRevenue:
 
 
 register_value_model("recommendation_revenue", RecommendationRevenue)
+
+
+@dataclass(frozen=True)
+class RevenueAtK:
+    """Revenue of top-k recommendation lists: a recommended item the user then buys earns money.
+
+    revenue@k: for each user, every purchase event in the scoring window of an
+    item that is in the user's top ``k`` recommendations earns its ``PRICE`` (the
+    price paid, on the event) times ``attribution_rate``, the share of the sale
+    credited to the recommendation. A user who buys a recommended item twice in
+    the window pays twice, so it earns twice; an item bought but not recommended
+    earns nothing. Purchases are the truth events with ``EVENT_TYPE ==
+    purchase_type``; other events (views, carts, ratings) earn nothing.
+
+    Against that:
+
+    - the **baseline** (:meth:`baseline_recommendations`) recommends every user
+      the most popular items of the training events they have not seen;
+      ``lift`` (the figure ``value_vs_baseline``) is revenue / baseline revenue
+      (1 = as good as popularity; NaN when the baseline earns nothing);
+    - the **oracle** (:meth:`oracle_recommendations`) recommends each user the
+      ``k`` items they will spend most on in the window (the most expensive ones
+      when each is bought once), the most any list of ``k`` can earn;
+      ``share_of_oracle`` is revenue / oracle revenue.
+
+    Unlike the value models the grader calls with one score per row
+    (``evaluate(frame, scores)``), this one takes recommendation lists, so it is
+    not registered under a name for ``project.yaml`` (see :func:`register_value_model`).
+
+    Parameters
+    ----------
+    k : int
+        Items shown per user.
+    attribution_rate : float
+        Share of a recommended purchase's price credited to the recommendation, in (0, 1].
+    purchase_type : str
+        The ``EVENT_TYPE`` of a purchase.
+    """
+
+    k: int = 10
+    attribution_rate: float = 0.3
+    purchase_type: str = "purchase"
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ConfigError(f"revenue@k: k must be an integer >= 1 items per user, got {self.k}")
+        if not 0 < self.attribution_rate <= 1:
+            raise ConfigError(
+                f"revenue@k: attribution_rate must be in (0, 1], got {self.attribution_rate}"
+            )
+
+    def params(self) -> dict:
+        return asdict(self)
+
+    def purchases(self, truth: pd.DataFrame, catalogue: pd.DataFrame | None = None):
+        """The window's purchase events: ``USER_ID``, ``ITEM_ID``, ``PRICE``, ``EVENT_DAY``.
+
+        A missing ``PRICE`` is filled from ``catalogue`` (its ``ITEM_ID`` and
+        ``PRICE``) when given. ``EVENT_DAY`` is 0 for all when the truth has none.
+
+        Raises
+        ------
+        DataError
+            When a column is missing or a purchase has no price left.
+        """
+        for column in ("USER_ID", "ITEM_ID", "EVENT_TYPE", "PRICE"):
+            if column not in truth:
+                raise DataError(
+                    f"revenue@k needs column {column!r} in the truth events; got "
+                    f"{list(truth.columns)}"
+                )
+        bought = truth[truth["EVENT_TYPE"] == self.purchase_type]
+        price = bought["PRICE"].to_numpy(dtype=float)
+        if catalogue is not None and np.isnan(price).any():
+            for column in ("ITEM_ID", "PRICE"):
+                if column not in catalogue:
+                    raise DataError(f"revenue@k: the catalogue needs column {column!r}")
+            list_price = catalogue.drop_duplicates("ITEM_ID").set_index("ITEM_ID")["PRICE"]
+            fill = bought["ITEM_ID"].map(list_price).to_numpy(dtype=float)
+            price = np.where(np.isnan(price), fill, price)
+        if np.isnan(price).any():
+            missing = int(np.isnan(price).sum())
+            raise DataError(
+                f"revenue@k: {missing} purchases have no PRICE; pass catalogue= to fill them from "
+                "the item's list price, or repair those rows in the data contract"
+            )
+        day = bought["EVENT_DAY"].to_numpy() if "EVENT_DAY" in bought else np.zeros(len(bought))
+        return pd.DataFrame(
+            {
+                "USER_ID": bought["USER_ID"].to_numpy(),
+                "ITEM_ID": bought["ITEM_ID"].to_numpy(),
+                "PRICE": price,
+                "EVENT_DAY": day,
+            }
+        )
+
+    def evaluate(
+        self,
+        recommendations: pd.DataFrame,
+        truth: pd.DataFrame,
+        *,
+        catalogue: pd.DataFrame | None = None,
+    ) -> ValueReport:
+        """revenue@k of ``recommendations`` over the window of ``truth``.
+
+        Parameters
+        ----------
+        recommendations : DataFrame
+            ``USER_ID``, ``ITEM_ID``, ``RANK`` (only each user's top ``k`` count).
+        truth : DataFrame
+            The scoring window's events (``EVENT_TYPE``, ``PRICE``; ``EVENT_DAY``
+            for the revenue per day).
+        catalogue : DataFrame, optional
+            Item frame whose ``PRICE`` fills purchases with a missing price.
+
+        Returns
+        -------
+        ValueReport
+            ``net_value`` the revenue credited to the recommendations,
+            ``per_day`` by purchase day, ``detail`` with ``purchases`` and
+            ``purchase_value`` (all purchases of the window, before attribution),
+            ``hits`` (purchases of recommended items), ``buyers`` and
+            ``buyers_hit`` (users with a purchase, with a recommended purchase).
+        """
+        bought = self.purchases(truth, catalogue)
+        top = top_k_positions(recommendations, self.k)
+        hit = bought.merge(top[["USER_ID", "ITEM_ID"]], on=["USER_ID", "ITEM_ID"], how="inner")
+        earned = hit["PRICE"].to_numpy() * self.attribution_rate
+        days = np.sort(bought["EVENT_DAY"].unique())
+        per_day = pd.Series(earned, index=hit["EVENT_DAY"].to_numpy()).groupby(level=0).sum()
+        per_day = per_day.reindex(days, fill_value=0.0)
+        detail = {
+            "purchases": len(bought),
+            "purchase_value": float(bought["PRICE"].sum()),
+            "hits": len(hit),
+            "buyers": int(bought["USER_ID"].nunique()),
+            "buyers_hit": int(hit["USER_ID"].nunique()),
+        }
+        return ValueReport(net_value=float(earned.sum()), per_day=per_day, detail=detail)
+
+    def oracle_recommendations(
+        self, truth: pd.DataFrame, *, catalogue: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Each buyer's ``k`` items with the most money spent on them in the window.
+
+        Ties go to the lower ``ITEM_ID``. ``SCORE`` is the money spent.
+        """
+        bought = self.purchases(truth, catalogue)
+        spent = bought.groupby(["USER_ID", "ITEM_ID"], as_index=False)["PRICE"].sum()
+        spent = spent.sort_values(
+            ["USER_ID", "PRICE", "ITEM_ID"], ascending=[True, False, True], kind="mergesort"
+        )
+        spent["RANK"] = spent.groupby("USER_ID", sort=False).cumcount().to_numpy() + 1
+        best = spent[spent["RANK"] <= self.k].rename(columns={"PRICE": "SCORE"})
+        return best[["USER_ID", "ITEM_ID", "RANK", "SCORE"]].reset_index(drop=True)
+
+    def oracle(self, truth: pd.DataFrame, *, catalogue: pd.DataFrame | None = None) -> ValueReport:
+        """revenue@k of :meth:`oracle_recommendations`: the most ``k`` items a user can earn."""
+        best = self.oracle_recommendations(truth, catalogue=catalogue)
+        return self.evaluate(best, truth, catalogue=catalogue)
+
+    def baseline_recommendations(self, train: pd.DataFrame, users) -> pd.DataFrame:
+        """The popularity baseline's top ``k`` for ``users`` (seen items excluded).
+
+        See :func:`fullcycle.metrics.ranking.popularity_recommendations`.
+        """
+        return popularity_recommendations(train, users, self.k, exclude_seen=True)
+
+    def compare(
+        self,
+        recommendations: pd.DataFrame,
+        truth: pd.DataFrame,
+        train: pd.DataFrame,
+        *,
+        catalogue: pd.DataFrame | None = None,
+    ) -> dict[str, float]:
+        """The revenue, the baseline's and the oracle's, under the grader's figure names.
+
+        The baseline recommends to every user of ``truth``, from ``train``.
+
+        Returns
+        -------
+        dict
+            ``net_value`` (revenue@k), ``baseline_net_value``, ``oracle_net_value``,
+            ``value_vs_baseline`` (the lift: revenue / baseline revenue) and
+            ``share_of_oracle`` (revenue / oracle revenue); NaN for a ratio whose
+            denominator is not positive.
+        """
+        mine = self.evaluate(recommendations, truth, catalogue=catalogue)
+        users = truth["USER_ID"].unique() if "USER_ID" in truth else []
+        base = self.evaluate(
+            self.baseline_recommendations(train, users), truth, catalogue=catalogue
+        )
+        best = self.oracle(truth, catalogue=catalogue)
+        return {
+            "net_value": mine.net_value,
+            "baseline_net_value": base.net_value,
+            "oracle_net_value": best.net_value,
+            "value_vs_baseline": mine.times(base),
+            "share_of_oracle": mine.share_of(best),
+        }
