@@ -65,10 +65,10 @@ def test_reference_clears_the_projects_gate_and_bars(spec, reference):
 def test_drift_costs_value(spec, small_pair):
     """With card testing in the scoring window, the model ranks worse and more value is lost.
 
-    At small scale (seed 0: AUC 0.861 -> 0.756, value gap 4,104 -> 5,547, 71% of the
-    card-testing frauds still in the daily top k) the model still ranks
-    most card-testing frauds in its daily top k; that it misses most of them at full scale
-    is checked by ``benchmarks/drift_cost.py`` (a full-scale run belongs there).
+    At small scale (seed 0: AUC 0.861 -> 0.756, value left on the table 4,104 -> 5,547) the
+    model still ranks 71% of the card-testing frauds in its daily top k; that it misses most
+    of them at full scale is checked by ``benchmarks/drift_cost.py`` (a full-scale run belongs
+    there).
     """
     reference, drifted = small_pair
     comparison = compare_drift(spec, reference, drifted)
