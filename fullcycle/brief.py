@@ -98,19 +98,30 @@ def setting_table(spec) -> str:
         "|---|---|",
         f"| Data | {_cell(source + (': ' + _params(d.params) if d.params else ''))} |",
     ]
-    train_end = s.train_start_day + s.train_days - 1
-    test_start = train_end + 1 + s.delay_days
-    test_end = test_start + s.test_days - 1
-    rows.append(f"| Training window | {_days(spec, s.train_start_day, train_end)} |")
-    rows.append(f"| Label delay | {s.delay_days} days (not trained on) |")
-    scoring = _days(spec, test_start, test_end)
-    if s.drop_known_compromised:
+    if d.source == "interaction_simulator":
+        start, end = s.score_start_day, s.score_start_day + s.score_days - 1
+        rows.append(f"| History | every day before {_days(spec, start)} |")
+        rows.append(
+            f"| Scoring window | {_days(spec, start, end)}: each user who buys something new "
+            f"in it, against the catalogue of its first day; popularity over the "
+            f"{s.popularity_days} days before |"
+        )
+        scoring = None
+    else:
+        train_end = s.train_start_day + s.train_days - 1
+        test_start = train_end + 1 + s.delay_days
+        test_end = test_start + s.test_days - 1
+        rows.append(f"| Training window | {_days(spec, s.train_start_day, train_end)} |")
+        rows.append(f"| Label delay | {s.delay_days} days (not trained on) |")
+        scoring = _days(spec, test_start, test_end)
+    if scoring is not None and s.drop_known_compromised:
         lag = s.delay_days + (1 if s.known_compromised == "handbook" else 0)
         scoring += (
             f"; a card with a fraud since the training start on a day ≤ d − {lag} is "
             f"known to be compromised and leaves scoring day d (`{s.known_compromised}` rule)"
         )
-    rows.append(f"| Scoring window | {scoring} |")
+    if scoring is not None:
+        rows.append(f"| Scoring window | {scoring} |")
     if d.drift is not None:
         rows.append(
             f"| Drift variant | scenario {d.drift.scenario} from {_days(spec, d.drift.start_day)} |"

@@ -16,8 +16,9 @@ online (:class:`ParityCase`) and served traffic whose ranking held or decayed
 already has) or from the unlabelled scoring rows: no scoring-window label is
 ever written where learner code runs.
 
-Builders are registered by ``data.source``: the fraud simulator (driven by a
-seed the grader keeps secret) and plain files.
+Builders are registered by ``data.source``: the fraud simulator and the
+interaction simulator (both driven by a seed the grader keeps secret) and plain
+files.
 """
 
 from __future__ import annotations
@@ -416,5 +417,58 @@ def _files(spec: ProjectSpec, seed: int, scale: str, path) -> Holdout:
     return Holdout(history, features, labels, batches, drifted, reference, info={"source": "files"})
 
 
+def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) -> Holdout:
+    """A recommender's hidden window: history events, candidate rows, and monitoring weeks.
+
+    The world is simulated with the secret seed
+    (:func:`fullcycle.data.candidates.project_window`). The monitoring batches
+    come from a second world the submission never scores (another stream of
+    the seed), so that no event of the scoring window, and so no purchase the
+    grader scores against, is ever written where learner code runs: its last
+    history week is the reference, its scoring week the ordinary batch, and the
+    same week with the project's drift (a trending category or a catalogue
+    change, from ``data.drift``) the drifted one.
+    """
+    from fullcycle.data.candidates import interaction_config, project_window
+    from fullcycle.data.interactions import simulate_interactions
+
+    streams = np.random.SeedSequence(int(seed)).spawn(3)
+    rng = np.random.default_rng(streams[0])
+    window = project_window(spec, scale, seed=int(seed))
+    labels = window.candidates
+    features = _hide(spec, labels, rng)
+    batches: dict[str, pd.DataFrame] = {}
+    drifted = reference = None
+    d, s = spec.data.drift, spec.data.split
+    if d is not None:
+        other = int(streams[1].generate_state(1)[0])
+        start, end = s.score_start_day, s.score_start_day + s.score_days
+
+        def days(events: pd.DataFrame, first: int, stop: int) -> pd.DataFrame:
+            day = events["EVENT_DAY"].to_numpy()
+            return events[(day >= first) & (day < stop)].reset_index(drop=True)
+
+        ordinary = simulate_interactions(interaction_config(spec, scale, other)).events
+        changed = interaction_config(spec, scale, other, drift=d.scenario, drift_day=start)
+        names = ["batch_a", "batch_b"]
+        rng.shuffle(names)
+        batches = {
+            "reference": days(ordinary, start - s.score_days, start),
+            names[0]: days(ordinary, start, end),
+            names[1]: days(simulate_interactions(changed).events, start, end),
+        }
+        drifted, reference = names[1], "reference"
+    return Holdout(
+        window.history,
+        features,
+        labels,
+        batches,
+        drifted,
+        reference,
+        info={"source": "interaction_simulator", "scale": scale, **window.detail},
+    )
+
+
 register_holdout_builder("fraud_simulator", _fraud_simulator)
+register_holdout_builder("interaction_simulator", _interaction_simulator)
 register_holdout_builder("files", _files)

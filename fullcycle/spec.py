@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from fullcycle.exceptions import ConfigError, SpecError
@@ -29,6 +38,7 @@ __all__ = [
     "DataSpec",
     "DriftSpec",
     "GateSpec",
+    "InteractionSplitSpec",
     "KitSpec",
     "MonitoringSpec",
     "PredictionSpec",
@@ -83,21 +93,51 @@ class SplitSpec(_Strict):
     known_compromised: Literal["handbook", "through_delay"] = "handbook"
 
 
-class DriftSpec(_Strict):
-    """A scheduled pattern that starts inside the scoring window."""
+class InteractionSplitSpec(_Strict):
+    """A recommender's scoring window: learn from every earlier day, score ``score_days`` days.
 
-    scenario: Literal[4] = 4
+    See :func:`fullcycle.data.candidates.recommendation_window`.
+    """
+
+    score_start_day: Annotated[int, Field(ge=1)]
+    score_days: Annotated[int, Field(ge=1)] = 7
+    #: Days before the window over which an item's ``POPULARITY`` is counted.
+    popularity_days: Annotated[int, Field(ge=1)] = 28
+
+
+class DriftSpec(_Strict):
+    """A scheduled pattern that starts inside the scoring window.
+
+    ``scenario`` is the fraud simulator's scenario 4 (card testing) or one of the
+    interaction simulator's drifts (:data:`fullcycle.data.interactions.DRIFTS`).
+    """
+
+    scenario: Literal[4, "trend", "catalogue"] = 4
     start_day: Annotated[int, Field(ge=0)]
+
+
+def _split_kind(value) -> str:
+    """Which split a ``data.split`` block is: a recommender's window names ``score_start_day``."""
+    keys = value if isinstance(value, dict) else vars(value)
+    return "InteractionSplitSpec" if "score_start_day" in keys else "SplitSpec"
+
+
+#: Union members named in validation errors' locations, left out of the field paths shown.
+_TAGS = {"SplitSpec", "InteractionSplitSpec"}
 
 
 class DataSpec(_Strict):
     """Where the data comes from: the simulator (with parameters) or files."""
 
-    source: Literal["fraud_simulator", "files"]
+    source: Literal["fraud_simulator", "interaction_simulator", "files"]
     params: dict[str, Any] = Field(default_factory=dict)
     path: str | None = None
     seed: int = 0
-    split: SplitSpec
+    split: Annotated[
+        Annotated[SplitSpec, Tag("SplitSpec")]
+        | Annotated[InteractionSplitSpec, Tag("InteractionSplitSpec")],
+        Discriminator(_split_kind),
+    ]
     drift: DriftSpec | None = None
 
     @model_validator(mode="after")
@@ -115,6 +155,31 @@ class DataSpec(_Strict):
                 raise ValueError(
                     f"unknown simulator parameter(s) {unknown}; allowed: {sorted(allowed)}"
                 )
+        simulated_interactions = self.source == "interaction_simulator"
+        if simulated_interactions:
+            from fullcycle.data.interactions import InteractionSimulatorConfig
+
+            allowed = set(InteractionSimulatorConfig.__dataclass_fields__)
+            allowed -= {"seed", "drift", "drift_day"}
+            unknown = sorted(set(self.params) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"unknown interaction simulator parameter(s) {unknown}; "
+                    f"allowed: {sorted(allowed)}"
+                )
+        if simulated_interactions != isinstance(self.split, InteractionSplitSpec):
+            raise ValueError(
+                "data.split: an interaction_simulator project gives score_start_day "
+                "(and score_days, popularity_days); other sources give train_start_day, "
+                "train_days, delay_days and test_days"
+            )
+        if self.drift is not None and simulated_interactions != isinstance(
+            self.drift.scenario, str
+        ):
+            raise ValueError(
+                "data.drift.scenario: 'trend' or 'catalogue' for an interaction_simulator "
+                "project, 4 (card testing) for the fraud simulator"
+            )
         return self
 
 
@@ -443,6 +508,8 @@ class ProjectSpec(_Strict):
 def _where(loc) -> str:
     parts = []
     for p in loc:
+        if p in _TAGS:
+            continue
         if isinstance(p, int):
             parts.append(f"[{p}]")
         else:
@@ -460,14 +527,17 @@ def _explain(exc: PydanticValidationError, source: str) -> SpecError:
             for p in parent:
                 if isinstance(p, int):
                     continue
+                if p in _TAGS:  # a union member named by its tag: that is the model
+                    model = globals()[p]
+                    continue
+                if model is None:
+                    break
                 field = model.model_fields.get(str(p))
                 ann = getattr(field, "annotation", None)
                 inner = getattr(ann, "__args__", (ann,))
                 model = next(
                     (a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None
                 )
-                if model is None:
-                    break
             allowed = sorted(model.model_fields) if model else []
             allowed = [a for a in allowed if a not in ("root", "sha256")]
             lines.append(f"{where}: unknown field; allowed fields here: {allowed}")

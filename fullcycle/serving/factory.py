@@ -22,8 +22,10 @@ def service_env(spec: ProjectSpec, workspace: str | Path) -> dict[str, str]:
     env = {
         "FULLCYCLE_PROJECT": spec.name,
         "FULLCYCLE_WORKSPACE": str(Path(workspace).resolve()),
-        "FULLCYCLE_DELAY_DAYS": str(spec.data.split.delay_days),
     }
+    delay = getattr(spec.data.split, "delay_days", None)  # a recommender's window has no delay
+    if delay is not None:
+        env["FULLCYCLE_DELAY_DAYS"] = str(delay)
     if spec.service is not None:
         env["FULLCYCLE_MAX_BATCH"] = str(spec.service.max_batch)
     return env
