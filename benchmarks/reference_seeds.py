@@ -2,7 +2,9 @@
 
 Runs the project's kit (``--kit``, default the reference) on the handbook split
 (train 7 days, 7-day label delay, score 7 days, known-compromised cards
-removed by the handbook's rule) for each simulator seed, and prints ROC AUC,
+removed by the handbook's rule) for each simulator seed, checks that it passes
+the project's gate and every rubric bar on a figure of its scorecard (the bars
+are read from project.yaml), and prints ROC AUC,
 average precision and card precision@100 beside the handbook's published
 baselines (Le Borgne et al., ch. 3-5: logistic regression 0.871 / 0.606 /
 0.291, random forest 0.867 / 0.658 / 0.287, XGBoost 0.862 / 0.639 / 0.273,
@@ -43,13 +45,19 @@ def main() -> None:
     ap.add_argument("--kit", default=None, help="a kit folder (default: the reference)")
     args = ap.parse_args()
     spec = find_project("fraud_detection")
-    rows = []
+    rows, missed = [], []
     for seed in range(args.seeds):
         world = spec.model_copy(update={"data": spec.data.model_copy(update={"seed": seed})})
         t = time.perf_counter()
         result = run_project(world, scale=args.scale, track=False, kit_dir=args.kit, progress=None)
         m = result.scorecard.metrics()
         rows.append({k: m.get(k, float("nan")) for k in FIGURES})
+        if not result.gate_passed:
+            missed.append({"seed": seed, "gate": result.gate_reasons})
+        for c in (c for c in spec.rubric if c.metric in m):
+            v = m[c.metric]
+            if not (v >= c.bar if c.higher_is_better else v <= c.bar):
+                missed.append({"seed": seed, "check": c.id, "metric": c.metric, "value": v})
         split = result.prepared.split
         print(
             f"seed {seed}: train {len(split.train):,} / {int(split.train['TX_FRAUD'].sum())} "
@@ -64,6 +72,7 @@ def main() -> None:
     for k, best in HANDBOOK_BEST.items():
         verdict = "beats" if mean[k] > best else "does not beat"
         print(f"{k}: mean {mean[k]:.4f} {verdict} the handbook's tuned XGBoost ({best})")
+    print("gate and scorecard bars: " + ("all passed" if not missed else f"MISSED {missed}"))
     print(
         json.dumps(
             {
@@ -73,6 +82,7 @@ def main() -> None:
                 "mean": mean,
                 "worst": worst,
                 "handbook_best": HANDBOOK_BEST,
+                "gate_and_bars_missed": missed,
             }
         )
     )
