@@ -427,7 +427,8 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     grader scores against, is ever written where learner code runs: its last
     history week is the reference, its scoring week the ordinary batch, and the
     same week with the project's drift (a trending category or a catalogue
-    change, from ``data.drift``) the drifted one.
+    change, from ``data.drift``) the drifted one. Batch events carry the item's
+    ``CATEGORY`` from the catalogue, as a shop's event export joins it.
     """
     from fullcycle.data.candidates import interaction_config, project_window
     from fullcycle.data.interactions import simulate_interactions
@@ -448,14 +449,18 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
             day = events["EVENT_DAY"].to_numpy()
             return events[(day >= first) & (day < stop)].reset_index(drop=True)
 
-        ordinary = simulate_interactions(interaction_config(spec, scale, other)).events
+        def with_category(sim) -> pd.DataFrame:  # what a trend shows in: the catalogue's own
+            category = sim.items.set_index("ITEM_ID")["CATEGORY"]
+            return sim.events.assign(CATEGORY=category.reindex(sim.events["ITEM_ID"]).to_numpy())
+
+        ordinary = with_category(simulate_interactions(interaction_config(spec, scale, other)))
         changed = interaction_config(spec, scale, other, drift=d.scenario, drift_day=start)
         names = ["batch_a", "batch_b"]
         rng.shuffle(names)
         batches = {
             "reference": days(ordinary, start - s.score_days, start),
             names[0]: days(ordinary, start, end),
-            names[1]: days(simulate_interactions(changed).events, start, end),
+            names[1]: days(with_category(simulate_interactions(changed)), start, end),
         }
         drifted, reference = names[1], "reference"
     return Holdout(
