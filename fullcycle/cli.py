@@ -423,13 +423,19 @@ def retrain(project, workspace, data_path, with_drift, labelled_through, margin,
 @_kit_option
 def live(project, workspace, scale, single_requests, kit_dir):
     """Serve the champion with the kit's service, replay three weeks of traffic, monitor with the
-    kit's checks, retrain with the kit's rule, stop."""
+    kit's checks, retrain with the kit's rule, stop.
+
+    For a recommender (data.source interaction_simulator) the champion and a challenger are
+    both served and A/B-tested on the same simulated visits: the decision uses live revenue."""
     from fullcycle.live import run_live
+    from fullcycle.live_recommender import run_live_recommender
     from fullcycle.spec import find_project
 
     try:
-        result = run_live(
-            find_project(project),
+        spec = find_project(project)
+        run = run_live_recommender if spec.data.source == "interaction_simulator" else run_live
+        result = run(
+            spec,
             workspace,
             scale=scale,
             single_requests=single_requests,
