@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: demo test lab lint format bench clean system
+.PHONY: demo demo-fraud demo-recommender test lab lint format bench clean system
 
 # Debian packages, as package:command. bubblewrap is the grader's sandbox; postgresql
 # backs the results-store tests; chromium opens the reports in browser tests.
@@ -21,16 +21,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Train and register the champion, show what drift costs, then the live half:
-# serve, replay traffic, monitor a clean and a drifted window, retrain, stop;
-# then grade the reference solution on a hidden holdout, as an instructor would.
-demo: system $(STAMP)
+# Both tracks, end to end (`make demo TRACK=fraud` or `TRACK=recommender` runs one).
+# Fraud: train and register the champion, show what drift costs, then the live half:
+# serve, replay traffic, monitor a clean and a drifted window, retrain, stop.
+# Recommender: serve champion and challenger, replay three weeks of visits, A/B them on
+# live revenue, monitor, decide. Each track ends by grading its reference solution on a
+# hidden holdout, as an instructor would.
+TRACK ?= all
+demo: system $(STAMP) $(if $(filter all fraud,$(TRACK)),demo-fraud) \
+	$(if $(filter all recommender,$(TRACK)),demo-recommender)
+	@test -n "$(filter all fraud recommender,$(TRACK))" || \
+		{ echo "TRACK must be all, fraud or recommender (got '$(TRACK)')"; exit 2; }
+
+workspace/grading.yaml: | $(STAMP)
+	$(BIN)/fullcycle grading-config --new workspace/grading.yaml
+
+demo-fraud: system $(STAMP) workspace/grading.yaml
 	$(BIN)/fullcycle run --project fraud_detection --workspace workspace --with-drift
 	$(BIN)/fullcycle live --project fraud_detection --workspace workspace
-	@test -f workspace/grading.yaml || $(BIN)/fullcycle grading-config --new workspace/grading.yaml
 	rm -rf workspace/grade-reference
 	$(BIN)/fullcycle grade starter_kits/fraud_detection --project fraud_detection \
 		--config workspace/grading.yaml --out workspace/grade-reference
+
+demo-recommender: system $(STAMP) workspace/grading.yaml
+	$(BIN)/fullcycle live --project recommender --workspace workspace
+	rm -rf workspace/grade-recommender
+	$(BIN)/fullcycle grade starter_kits/recommender --project recommender \
+		--config workspace/grading.yaml --out workspace/grade-recommender
 
 test: system $(STAMP)
 	$(BIN)/ruff check .
