@@ -16,8 +16,15 @@ strictly increasing function (:func:`final_scores`): the same model score
 always gives the same final score, whether it was computed for the notebook's
 candidate file or for one request to the service, so the two agree exactly.
 
-``decide`` works on a whole candidate frame (the notebook's predictions);
-``top_k`` answers one user at a time with numpy only (the service, per request).
+Three functions apply the rules, one shape each:
+
+- :func:`candidate_scores`: the final score of each (user, item) candidate, from
+  plain arrays; the service's ``/v1/score`` calls it on every request and
+  :func:`decide` calls it for the notebook, so a score has one definition;
+- :func:`decide`: the whole candidate frame (the notebook's predictions), with
+  each candidate's rank and why it was excluded;
+- :func:`top_k`: one user's ``k`` best items, numpy only (the service's
+  ``/v1/recommend``, per request).
 """
 
 from collections.abc import Iterable, Mapping
@@ -59,6 +66,44 @@ def final_scores(scores) -> np.ndarray:
     ### END SOLUTION
 
 
+def _bought_mask(users: np.ndarray, items: np.ndarray, bought: Mapping) -> np.ndarray:
+    """True where the candidate's item is one its user already bought.
+
+    Only the users of the candidates are looked up in ``bought``, so the cost
+    grows with the candidates asked about, not with every purchase on record: one
+    request to the service is one dictionary look-up and one ``np.isin``.
+    """
+    ### BEGIN SOLUTION
+    out = np.zeros(items.size, dtype=bool)
+    if not bought or items.size == 0:
+        return out
+    # Group the candidates by user (a stable sort keeps each user's rows in order), then
+    # test each user's items against that user's purchases at once.
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    ends = np.r_[starts[1:], users.size]
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        got = bought.get(sorted_users[lo])
+        if got:
+            rows = order[lo:hi]
+            out[rows] = np.isin(items[rows], np.asarray(list(got)))
+    return out
+    ### END SOLUTION
+
+
+def _stock_mask(in_stock, n: int) -> np.ndarray:
+    """``in_stock`` as ``n`` booleans; missing (None/NaN) is out of stock, ``None`` all in."""
+    ### BEGIN SOLUTION
+    if in_stock is None:
+        return np.ones(n, dtype=bool)
+    stocked = np.asarray(in_stock)
+    if stocked.dtype != bool:  # floats with NaN, objects with None: unknown is not in stock
+        stocked = pd.Series(stocked).fillna(False).to_numpy(dtype=bool)
+    return stocked
+    ### END SOLUTION
+
+
 def eligible(user_ids, item_ids, bought: Mapping, in_stock=None) -> tuple[np.ndarray, np.ndarray]:
     """Which candidates may be shown, and why the others may not.
 
@@ -81,20 +126,56 @@ def eligible(user_ids, item_ids, bought: Mapping, in_stock=None) -> tuple[np.nda
         ``"bought"``, ``"out of stock"`` or ``""`` (eligible).
     """
     ### BEGIN SOLUTION
-    users = pd.Index(np.asarray(user_ids))
     items = np.asarray(item_ids)
-    # Every (user, item) pair already bought, as one index to look candidates up in.
-    owners = [u for u, got in bought.items() for _ in got]
-    owned = [i for got in bought.values() for i in got]
-    pairs = pd.MultiIndex.from_arrays([owners, owned]) if owners else None
-    was_bought = np.zeros(items.size, dtype=bool)
-    if pairs is not None:
-        was_bought = pd.MultiIndex.from_arrays([users, items]).isin(pairs)
-    stocked = np.ones(items.size, dtype=bool)
-    if in_stock is not None:
-        stocked = pd.Series(in_stock).fillna(False).to_numpy(dtype=bool)
+    was_bought = _bought_mask(np.asarray(user_ids), items, bought)
+    stocked = _stock_mask(in_stock, items.size)
     why = np.where(was_bought, "bought", np.where(stocked, "", "out of stock")).astype(object)
     return ~was_bought & stocked, why
+    ### END SOLUTION
+
+
+def candidate_scores(
+    user_ids, item_ids, scores, bought: Mapping | None, in_stock=None
+) -> np.ndarray:
+    """The final score of each candidate: the number the notebook writes and the service answers.
+
+    Arrays in, an array out, no DataFrame: cheap enough for one candidate per
+    request, and :func:`decide` uses it for the whole candidate frame, so the
+    notebook's file and the service cannot disagree.
+
+    Parameters
+    ----------
+    user_ids, item_ids : array-like
+        One user and one item per candidate.
+    scores : array-like
+        The model's score of each candidate, in the same order.
+    bought : mapping or None
+        User id -> items the user already bought; only the candidates' users are
+        looked up.
+    in_stock : array-like of bool, optional
+        Per candidate (missing: out of stock); ``None``: everything in stock.
+
+    Returns
+    -------
+    ndarray
+        float64 in [0, 1]: :data:`EXCLUDED_SCORE` where the user bought the item
+        or it is out of stock, :func:`final_scores` of the model's score elsewhere.
+
+    Raises
+    ------
+    DataError
+        If the arrays differ in length or a score is NaN.
+    """
+    ### BEGIN SOLUTION
+    users, items = np.asarray(user_ids), np.asarray(item_ids)
+    s = np.asarray(scores, dtype=float).ravel()
+    if not users.size == items.size == s.size:
+        raise DataError(
+            f"{s.size} scores for {users.size} users and {items.size} items; give one user, "
+            "one item and one score per candidate, in the same order"
+        )
+    ok = ~_bought_mask(users, items, bought or {}) & _stock_mask(in_stock, items.size)
+    return np.where(ok, final_scores(s), EXCLUDED_SCORE)
     ### END SOLUTION
 
 
@@ -143,10 +224,12 @@ def decide(candidates: pd.DataFrame, scores, bought: Mapping | None, k: int = 10
         )
     if k < 1:
         raise DataError(f"k must be at least 1 item per user, got {k}")
-    stock = candidates["IN_STOCK"] if "IN_STOCK" in candidates.columns else None
-    ok, why = eligible(candidates["USER_ID"], candidates["ITEM_ID"], bought or {}, stock)
+    stock = candidates["IN_STOCK"].to_numpy() if "IN_STOCK" in candidates.columns else None
+    users, items = candidates["USER_ID"].to_numpy(), candidates["ITEM_ID"].to_numpy()
+    ok, why = eligible(users, items, bought or {}, stock)
     out = candidates[[c for c in ("CANDIDATE_ID", "USER_ID", "ITEM_ID") if c in candidates]].copy()
-    out["score"] = np.where(ok, final_scores(s), EXCLUDED_SCORE)
+    # The service's function: the file's scores are the served ones by construction.
+    out["score"] = candidate_scores(users, items, s, bought, stock)
     out["excluded"] = why
     # Rank each user's eligible candidates: best score first, the smaller ITEM_ID on ties,
     # so the order never depends on how the rows arrived.
@@ -192,11 +275,7 @@ def top_k(
     ### BEGIN SOLUTION
     items = np.asarray(item_ids)
     final = final_scores(scores)
-    ok = np.ones(items.size, dtype=bool)
-    if in_stock is not None:
-        ok = np.asarray(in_stock)
-        if ok.dtype != bool:  # unknown stock (NaN, None) is out of stock, as in decide()
-            ok = pd.Series(ok).fillna(False).to_numpy(dtype=bool)
+    ok = _stock_mask(in_stock, items.size)  # unknown stock is out of stock, as in decide()
     owned = np.fromiter(bought_items, dtype=items.dtype)
     if owned.size:
         ok = ok & ~np.isin(items, owned)

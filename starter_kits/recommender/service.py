@@ -24,8 +24,9 @@ A recommended item's ``score`` is the score ``/v1/score`` gives the same (user, 
 
 The notebook hands over ``model_dir/model.joblib`` (see :data:`HANDOVER_KEYS`); the
 service loads it once at start-up. Every answer comes from the kit's own functions
-(the model's ``score``, the policy's ``decide`` and ``top_k``), so the service cannot
-drift from the notebook's predictions.
+(the model's ``score``, the policy's ``candidate_scores``, which the notebook's
+``decide`` scores with too, and ``top_k``), so the service cannot drift from the
+notebook's predictions.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fullcycle.exceptions import ConfigError, FullcycleError
 from fullcycle.serving import limit_body_size
 
-from policy import decide, top_k
+from policy import candidate_scores, top_k
 
 __all__ = ["HandOver", "Settings", "create_app", "load_handover"]
 
@@ -248,20 +249,20 @@ class RecommenderService:
         ### END SOLUTION
 
     def score(self, candidates: list[Candidate]) -> list[ScoreOut]:
-        """The notebook's score of each candidate, by the policy's own decision function."""
+        """The notebook's score of each candidate, by the policy's own scoring function."""
         ### BEGIN SOLUTION
         users = np.array([c.user_id for c in candidates], dtype=np.int64)
         items = np.array([c.item_id for c in candidates], dtype=np.int64)
         # An item the catalogue does not list cannot be sold: out of stock, whatever was sent.
         in_stock = np.array([c.in_stock for c in candidates]) & np.isin(items, self.item_ids)
-        frame = pd.DataFrame({"USER_ID": users, "ITEM_ID": items, "IN_STOCK": in_stock})
-        # The notebook's decision on the notebook's model scores: the same numbers. Only the
-        # purchases of the users asked about are passed: the policy indexes what it is given.
-        bought = {u: self.bought[u] for u in set(users.tolist()) if u in self.bought}
-        decided = decide(frame, self.model.score(users, items), bought)
+        # The function the notebook's decide() scores its candidate file with, on the same
+        # model scores: the same numbers, from arrays only (no DataFrame per request).
+        scores = candidate_scores(
+            users, items, self.model.score(users, items), self.bought, in_stock
+        )
         return [
             ScoreOut(candidate_id=c.candidate_id, score=s)
-            for c, s in zip(candidates, decided["score"].tolist(), strict=True)
+            for c, s in zip(candidates, scores.tolist(), strict=True)
         ]
         ### END SOLUTION
 

@@ -365,6 +365,28 @@ def test_decide_by_hand():
     np.testing.assert_allclose(out["score"], [f[0], 0, 0, f[1], f[1], f[2]], rtol=0, atol=1e-15)
 
 
+def test_candidate_scores_by_hand_and_as_decide_scores():
+    """Arrays in, the final scores out: 0 for user 1's bought item 6, for item 7 out of stock
+    and for item 8 of unknown stock; each candidate scored alone gets what it got in the batch,
+    and decide() writes the same numbers."""
+    users = np.array([1, 2, 1, 2, 1, 2])
+    items = np.array([5, 6, 6, 7, 8, 5])
+    model = np.array([0.0, -1.0, 3.0, 9.0, 2.0, 0.5])
+    stock = np.array([True, True, True, False, None, True], dtype=object)
+    got = policy.candidate_scores(users, items, model, {1: {6}, 3: {5}}, stock)
+    f = policy.FLOOR + (1 - policy.FLOOR) * (0.5 + np.arctan([0.0, -1.0, 0.5]) / np.pi)
+    np.testing.assert_allclose(got, [f[0], f[1], 0, 0, 0, f[2]], rtol=0, atol=1e-15)
+    alone = [
+        policy.candidate_scores(users[[j]], items[[j]], model[[j]], {1: {6}}, stock[[j]])[0]
+        for j in range(len(users))
+    ]
+    assert alone == got.tolist()
+    frame = pd.DataFrame({"USER_ID": users, "ITEM_ID": items, "IN_STOCK": stock})
+    assert policy.decide(frame, model, {1: {6}})["score"].tolist() == got.tolist()
+    with pytest.raises(DataError, match="2 scores for 3 users"):
+        policy.candidate_scores([1, 1, 2], [5, 6, 5], [0.1, 0.2], {})
+
+
 def test_final_scores_keep_the_order_inside_zero_one():
     """Strictly increasing, above 0 even at -inf, at most 1, fixed (no batch dependence)?"""
     s = np.array([-np.inf, -1e6, -3.0, -1e-9, 0.0, 1e-9, 0.5, 40.0, 1e6, np.inf])
