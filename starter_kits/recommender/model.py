@@ -294,7 +294,8 @@ class EASERecommender(BaseEstimator):
         """
         ### BEGIN SOLUTION
         check_is_fitted(self, "B_")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        whole = isinstance(k, int | np.integer) and not isinstance(k, bool)
+        if not whole or k <= 0:
             raise ConfigError(f"recommend: k must be a positive integer, got {k!r}")
         scores = self._user_scores(user_id)
         ok = np.ones(len(self.items_), dtype=bool)

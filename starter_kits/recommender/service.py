@@ -196,7 +196,7 @@ def load_handover(model_dir: Path) -> HandOver:
     ### BEGIN SOLUTION
     path = Path(model_dir) / "model.joblib"
     if not path.is_file():
-        raise ConfigError(f"{path}: no model; the notebook's hand-over cell writes it")
+        raise ConfigError(f"{path} does not exist: run the notebook's hand-over cell first")
     saved = _load_pickle(path)
     missing = [k for k in HANDOVER_KEYS if not isinstance(saved, dict) or k not in saved]
     if missing:

@@ -269,7 +269,7 @@ def test_are_oversized_batches_and_broken_bodies_refused(kit, shop):
 def test_does_a_missing_hand_over_say_what_the_notebook_must_save(kit, shop, tmp_path):
     with pytest.raises(ConfigError, match="FULLCYCLE_MODEL_DIR"):
         kit.service.create_app(kit.service.Settings())
-    with pytest.raises(ConfigError, match="no model"):
+    with pytest.raises(ConfigError, match="does not exist: run the notebook.s hand-over cell"):
         kit.service.load_handover(tmp_path)
     joblib.dump({"model": shop.model, "items": shop.items}, tmp_path / "model.joblib")
     with pytest.raises(ConfigError, match=r"lacks \['bought'\].*bought_items"):
