@@ -1,4 +1,4 @@
-"""The course: eleven weeks in curriculum/, run through nbgrader's own cycle with three fake learners.
+"""The course: twelve weeks in curriculum/, run through nbgrader's own cycle with three fake learners.
 
 Two course folders (half the weeks each, run at the same time) hold a copy of
 the repository's ``nbgrader_config.py`` and their weeks of ``curriculum/``.
@@ -41,8 +41,8 @@ BIN = Path(sys.executable).parent
 COURSE_ID = "fullcycle-ci"
 LEARNERS = ("reference", "untouched", "cheater")
 WEEKS = [p.name for p in weeks(REPO)]
-#: The kit's modules, which a lesson never imports (in a learner's release they are stubs).
-KIT_MODULES = sorted(p.stem for p in (REPO / "starter_kits" / "fraud_detection").glob("*.py"))
+#: The kits' modules, which a lesson never imports (in a learner's release they are stubs).
+KIT_MODULES = sorted({p.stem for p in (REPO / "starter_kits").glob("*/*.py")})
 #: Each learner's capstone points (of 25), as the cohort run graded them.
 CAPSTONE = dict(zip(LEARNERS, (25.0, 2.0, 0.0), strict=True))
 TIMESTAMP = "2026-11-20 12:00:00.000000 UTC"
@@ -196,8 +196,8 @@ def autograded(course: Path, learner: str, week: str, name: str = "exercise.ipyn
 # --- the course as written ---------------------------------------------------------------
 
 
-def test_the_course_has_eleven_weeks_each_a_lesson_and_an_exercise():
-    assert [week_number(w) for w in WEEKS][:11] == list(range(1, 12)), WEEKS
+def test_the_course_has_twelve_weeks_each_a_lesson_and_an_exercise():
+    assert [week_number(w) for w in WEEKS][:12] == list(range(1, 13)), WEEKS
     for week in WEEKS:
         assert sorted(p.name for p in (REPO / COURSE_DIR / week).glob("*.ipynb")) == [
             "exercise.ipynb",
