@@ -24,8 +24,9 @@
 4. The kit's drift check compares the clean and the drift week with the
    reference week; the kit's promotion rule decides on the live revenue of the
    two arms over the drift week, gated on each arm's nDCG@10 against the
-   purchases users made on their own that week (a model must rank better than
-   showing everyone the popular items).
+   purchases users made on their own that week, with the margin and the gate of
+   the project's ``retraining`` section (popularity's nDCG@10 on the same lists
+   is reported beside them).
 
 Both services are stopped with their process groups, also on failure.
 """
@@ -49,10 +50,7 @@ import pandas as pd
 from fullcycle.exceptions import ConfigError, SpecError
 from fullcycle.spec import ProjectSpec
 
-__all__ = ["MARGIN", "RecommenderLiveResult", "run_live_recommender"]
-
-#: Share of the champion's live revenue a challenger must add to be promoted.
-MARGIN = 0.05
+__all__ = ["RecommenderLiveResult", "run_live_recommender"]
 _KEYS = ("replay_days", "reference_days", "clean_days", "drift_days", "retrain_labelled_through")
 
 
@@ -321,9 +319,9 @@ def run_live_recommender(
         }
         for n in ("champion", "challenger")
     }
-    answer = kit.entry("promotion")(
-        stats["champion"], stats["challenger"], MARGIN, ndcg["popularity"]
-    )
+    rule = spec.retraining
+    gate = spec.gate.min_roc_auc if rule.min_gate is None else rule.min_gate
+    answer = kit.entry("promotion")(stats["champion"], stats["challenger"], rule.margin, gate)
     if not isinstance(answer, dict) or not isinstance(answer.get("promote"), bool):
         raise ConfigError(
             "the kit's promotion rule must return {'promote': bool, 'reason': str}, got "
@@ -334,13 +332,13 @@ def run_live_recommender(
         "reason": str(answer.get("reason", "")),
         "champion": stats["champion"],
         "challenger": stats["challenger"],
-        "margin": MARGIN,
-        "min_ndcg": ndcg["popularity"],
+        "margin": rule.margin,
+        "min_ndcg": gate,
     }
     say(
         f"[live 5/5] A/B on days {lo}-{hi}, {len(visits):,} visits: live revenue champion "
         f"{stats['champion']['revenue']:,.0f}, challenger {stats['challenger']['revenue']:,.0f}; "
-        f"nDCG@{k} {ndcg['champion']:.3f} / {ndcg['challenger']:.3f} (popularity "
+        f"nDCG@{k} {ndcg['champion']:.3f} / {ndcg['challenger']:.3f} (gate {gate}, popularity "
         f"{ndcg['popularity']:.3f}) -> {'PROMOTE' if answer['promote'] else 'keep the champion'}"
         f": {decision['reason']}"
     )

@@ -42,6 +42,7 @@ __all__ = [
     "KitSpec",
     "MonitoringSpec",
     "PredictionSpec",
+    "RetrainingSpec",
     "ProjectSpec",
     "RubricCheck",
     "ServiceContractSpec",
@@ -232,6 +233,23 @@ class GateSpec(_Strict):
 
     min_roc_auc: Annotated[float, Field(ge=0, le=1)] = 0.5
     min_value_vs_baseline: float = 1.0
+
+
+class RetrainingSpec(_Strict):
+    """What the kit's promotion rule is handed: the figures of each side and the bars.
+
+    The rule is called as ``rule(champion, challenger, margin, gate)``; each side
+    is a dict with ``value`` (the money figure the decision is made in),
+    ``gate`` (the quality figure a model needs) and ``size`` (how much traffic
+    it was measured on), under the names given here. ``min_gate`` defaults to
+    the project's ``gate.min_roc_auc``.
+    """
+
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.05
+    value: str = "net_value"
+    gate: str = "roc_auc"
+    min_gate: float | None = None
+    size: str = "rows"
 
 
 class KitSpec(_Strict):
@@ -428,6 +446,7 @@ class ProjectSpec(_Strict):
     rubric: list[RubricCheck] = Field(default_factory=list)
     service: ServiceSpec | None = None
     monitoring: MonitoringSpec | None = None
+    retraining: RetrainingSpec = RetrainingSpec()
 
     #: Folder the spec was loaded from (set by :func:`load_spec`).
     root: Path | None = Field(default=None, exclude=True)

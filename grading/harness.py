@@ -186,7 +186,7 @@ def task_decisions(entries, inputs, params):
     for case in inputs["cases"]:
         try:
             answer = rule(
-                dict(case["champion"]), dict(case["challenger"]), case["margin"], case["min_roc_auc"]
+                dict(case["champion"]), dict(case["challenger"]), case["margin"], case["min_gate"]
             )
             flag, why = as_flag(answer, "promote")
             reason = answer.get("reason") if isinstance(answer, dict) else None

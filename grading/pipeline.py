@@ -489,8 +489,13 @@ def probe_retraining(job: Job) -> None:
     names = ("retraining.correct_decisions",)
     if not _wanted(job, names) or not _stages_on(job, names):
         return
-    cases = promotion_cases(job.config.seed_int, 0.05, job.spec.gate.min_roc_auc)
-    _record(job, "retraining", probe(_runner(job), cases, job.spec.kit.entry("promotion")))
+    r = job.spec.retraining
+    gate = job.spec.gate.min_roc_auc if r.min_gate is None else r.min_gate
+    cases = promotion_cases(
+        job.config.seed_int, r.margin, gate, value=r.value, gate=r.gate, size=r.size
+    )
+    rule = job.spec.kit.entry("promotion")
+    _record(job, "retraining", probe(_runner(job), cases, rule, value=r.value, gate=r.gate))
 
 
 def reference(job: Job) -> None:

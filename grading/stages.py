@@ -509,26 +509,38 @@ def probe_flags(
 # ---- retraining ------------------------------------------------------------------------
 
 
-def _side(rng, net_value: float, roc_auc: float, rows: int, days: int = 7) -> dict:
+def _side(rng, value: float, gate: float, size: int, names: dict, days: int = 7) -> dict:
     split = rng.dirichlet(np.full(days, 8.0))
-    per_day = [round(float(net_value * s), 2) for s in split]
-    per_day[-1] = round(float(net_value - sum(per_day[:-1])), 2)
+    per_day = [round(float(value * s), 2) for s in split]
+    per_day[-1] = round(float(value - sum(per_day[:-1])), 2)
     return {
-        "net_value": float(round(sum(per_day), 2)),
-        "roc_auc": float(round(roc_auc, 4)),
-        "rows": int(rows),
-        "per_day_net_value": per_day,
+        names["value"]: float(round(sum(per_day), 2)),
+        names["gate"]: float(round(gate, 4)),
+        names["size"]: int(size),
+        f"per_day_{names['value']}": per_day,
     }
 
 
-def promotion_cases(seed: int, margin: float, min_roc_auc: float) -> list[dict]:
+def promotion_cases(
+    seed: int,
+    margin: float,
+    min_gate: float,
+    *,
+    value: str = "net_value",
+    gate: str = "roc_auc",
+    size: str = "rows",
+) -> list[dict]:
     """Hidden champion/challenger cases with the right decision (``expected``) and why.
 
-    Promote: more money beyond the margin (also with a slightly lower AUC, and
-    from a money-losing champion). Keep: better AUC but less money; more money
-    inside the margin; more money but an AUC below the gate; a tie.
+    Promote: more money beyond the margin (also with a slightly lower quality
+    figure, and from a money-losing champion). Keep: better quality but less
+    money; more money inside the margin; more money but a quality figure below
+    the gate; a tie. ``value``, ``gate`` and ``size`` name the figures of each
+    side (the project's ``retraining`` section): net value and ROC AUC over
+    rows for the fraud capstone, revenue and nDCG over users for a recommender.
     """
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(3)[2])
+    names = {"value": value, "gate": gate, "size": size}
     cases = []
 
     def add(kind, expected, champ, chall):
@@ -537,62 +549,66 @@ def promotion_cases(seed: int, margin: float, min_roc_auc: float) -> list[dict]:
             {
                 "kind": kind,
                 "expected": expected,
-                "champion": _side(rng, champ[0], champ[1], rows),
-                "challenger": _side(rng, chall[0], chall[1], rows),
+                "champion": _side(rng, champ[0], champ[1], rows, names),
+                "challenger": _side(rng, chall[0], chall[1], rows, names),
                 "margin": margin,
-                "min_roc_auc": min_roc_auc,
+                "min_gate": min_gate,
             }
         )
 
-    def value():
+    def money():
         return float(rng.uniform(20_000, 80_000))
 
-    def auc():
-        return float(rng.uniform(max(min_roc_auc + 0.05, 0.8), 0.92))
+    # A quality figure comfortably above the gate (an AUC of 0.8 or more: the fraud cases).
+    low = max(min_gate + 0.05, 0.8) if gate == "roc_auc" else min_gate + 0.05
+    high = low + 0.07 if gate != "roc_auc" else 0.92
 
-    v, a = value(), auc()
+    def quality():
+        return float(rng.uniform(low, high))
+
+    v, a = money(), quality()
     add(
         "more money beyond the margin",
         True,
         (v, a),
         (v * (1 + margin + rng.uniform(0.1, 0.3)), a + rng.uniform(-0.005, 0.02)),
     )
-    v, a = value(), auc()
+    v, a = money(), quality()
     add(
-        "more money, slightly lower AUC",
+        "more money, slightly lower " + gate,
         True,
         (v, a),
         (v * (1 + margin + rng.uniform(0.15, 0.3)), a - rng.uniform(0.01, 0.03)),
     )
-    a = auc()
+    a = quality()
     add(
         "a money-losing champion, a challenger that earns",
         True,
         (-rng.uniform(2_000, 8_000), a),
         (rng.uniform(1_000, 5_000), a + rng.uniform(-0.01, 0.01)),
     )
-    v, a = value(), auc()
+    v, a = money(), quality()
     add(
-        "better AUC, less money",
+        "better " + gate + ", less money",
         False,
         (v, a),
         (v * (1 - rng.uniform(0.05, 0.2)), a + rng.uniform(0.02, 0.05)),
     )
-    v, a = value(), auc()
+    v, a = money(), quality()
     add(
         "more money inside the margin",
         False,
         (v, a),
         (v * (1 + margin * rng.uniform(0.2, 0.8)), a + rng.uniform(0.0, 0.01)),
     )
-    v, a = value(), auc()
+    v, a = money(), quality()
     add(
-        "more money, AUC below the gate",
+        "more money, " + gate + " below the gate",
         False,
         (v, a),
-        (v * (1 + margin + rng.uniform(0.2, 0.5)), min_roc_auc - rng.uniform(0.02, 0.08)),
+        (v * (1 + margin + rng.uniform(0.2, 0.5)), min_gate - rng.uniform(0.02, 0.08)),
     )
-    v, a = value(), auc()
+    v, a = money(), quality()
     add("a tie", False, (v, a), (v, a))
     # A tie is a tie: the same figures on both sides, to the cent.
     cases[-1]["challenger"] = dict(cases[-1]["champion"])
@@ -600,10 +616,12 @@ def promotion_cases(seed: int, margin: float, min_roc_auc: float) -> list[dict]:
     return [cases[i] for i in order]
 
 
-def probe_retraining(run, cases: list[dict], entry: str) -> StageResult:
+def probe_retraining(
+    run, cases: list[dict], entry: str, value: str = "net_value", gate: str = "roc_auc"
+) -> StageResult:
     """The learner's promotion rule on hidden cases; the figure is the share decided right."""
     name = "retraining.correct_decisions"
-    shown = [{k: c[k] for k in ("champion", "challenger", "margin", "min_roc_auc")} for c in cases]
+    shown = [{k: c[k] for k in ("champion", "challenger", "margin", "min_gate")} for c in cases]
     r = run("retraining", "decisions", {"rule": entry}, {"cases": shown}, {})
     out = StageResult()
     why = _stopped(r)
@@ -624,10 +642,10 @@ def probe_retraining(run, cases: list[dict], entry: str) -> StageResult:
         elif isinstance(decision, bool):
             verb = "promoted" if decision else "kept the champion"
             out.problems.append(
-                f"case '{case['kind']}': your rule {verb} (champion {case['champion']['net_value']:,.0f}"
-                f" / AUC {case['champion']['roc_auc']:.3f}, challenger "
-                f"{case['challenger']['net_value']:,.0f} / AUC {case['challenger']['roc_auc']:.3f}, "
-                f"margin {case['margin']:.0%}, gate {case['min_roc_auc']})"
+                f"case '{case['kind']}': your rule {verb} (champion "
+                f"{case['champion'][value]:,.0f} / {gate} {case['champion'][gate]:.3f}, challenger "
+                f"{case['challenger'][value]:,.0f} / {gate} {case['challenger'][gate]:.3f}, "
+                f"margin {case['margin']:.0%}, gate {case['min_gate']})"
             )
     out.problems = _unique_problems(errors) + out.problems
     if not right and len(errors) == len(cases):
