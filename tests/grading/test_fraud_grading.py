@@ -1,7 +1,8 @@
 """Acceptance on the fraud capstone: the reference earns full marks, the released kit a low score.
 
-Secret seeds are fixed (two of them): a test never draws one. Grading the
-reference under many fresh seeds at full scale is ``benchmarks/grade_seeds.py``.
+Secret seeds are fixed (two of them, one graded at small scale and one at tiny): a test
+never draws one. Grading the reference under many fresh seeds at full scale is
+``benchmarks/grade_seeds.py``.
 """
 
 import pytest
@@ -11,9 +12,11 @@ from grading import grade, new_config, release
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("seed", SEEDS, ids=["seed0", "seed1"])
-def test_the_reference_solution_gets_full_marks(tmp_path, seed):
-    cfg = config(tmp_path, seed=seed, scale="small")
+@pytest.mark.parametrize(
+    ("seed", "scale"), [(SEEDS[0], "small"), (SEEDS[1], "tiny")], ids=["seed0-small", "seed1-tiny"]
+)
+def test_the_reference_solution_gets_full_marks(tmp_path, seed, scale):
+    cfg = config(tmp_path, seed=seed, scale=scale)
     result = grade(KIT, fraud_spec(), cfg, tmp_path / "out")
     assert result["status"] == "graded", result["messages"]
     lost = [r for r in result["rubric"] if not r["passed"]]
