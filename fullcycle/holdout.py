@@ -14,7 +14,9 @@ a history cut for the leakage check (:class:`LeakageCase`), a day to replay
 online (:class:`ParityCase`) and served traffic whose ranking held or decayed
 (:class:`DecayCase`). They are drawn from the history only (labels a learner
 already has) or from the unlabelled scoring rows: no scoring-window label is
-ever written where learner code runs.
+ever written where learner code runs. A contract case says its own id column,
+the values a kept row must have and the extra inputs of the contract (the
+fraud track's transactions, or the recommender's events with their catalogue).
 
 Builders are registered by ``data.source``: the fraud simulator and the
 interaction simulator (both driven by a seed the grader keeps secret) and plain
@@ -35,6 +37,7 @@ from fullcycle.exceptions import ConfigError, DataError
 from fullcycle.spec import ProjectSpec
 
 __all__ = [
+    "CONTRACT_VALUE_KINDS",
     "ContractCase",
     "DecayCase",
     "Holdout",
@@ -55,27 +58,64 @@ def frame_fingerprint(*frames: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+#: How a kept row's value is compared with its true value, by kind: ``time`` to the
+#: second (naive UTC), ``amount`` within half a cent, ``number`` exactly, ``text`` ignoring
+#: case and surrounding spaces, ``exact_text`` exactly (a canonical spelling). Missing on
+#: both sides is equal.
+CONTRACT_VALUE_KINDS = ("time", "amount", "number", "text", "exact_text")
+#: The true values of a kept transaction, and how each is compared.
+_FRAUD_VALUES = {
+    "TX_DATETIME": "time",
+    "TX_AMOUNT": "amount",
+    "CUSTOMER_ID": "number",
+    "TERMINAL_ID": "number",
+    "TX_CHANNEL": "text",
+}
+
+
 @dataclass
 class ContractCase:
     """A hidden messy export and what a data contract should make of it.
+
+    The defaults describe a transaction export (the fraud track); another
+    project's builder names its own id column, values and extra inputs.
 
     Attributes
     ----------
     raw : DataFrame
         The export as it arrives (text amounts, mixed time zones, duplicates...).
     expected : DataFrame
-        One row per ``TRANSACTION_ID`` of ``raw``: ``copies`` (rows with that id in
+        One row per ``id_column`` value of ``raw``: ``copies`` (rows with that id in
         ``raw``), ``keep`` (1 if one copy must be kept as valid, 0 if every copy must
-        be quarantined), ``kind`` (the fault, ``""`` for a good row) and the true
-        values of a kept row (``TX_DATETIME``, ``TX_AMOUNT``, ``CUSTOMER_ID``,
-        ``TERMINAL_ID``, ``TX_CHANNEL``).
-    labelled : bool
-        Whether the export carries labels.
+        be quarantined), ``kind`` (the fault; ``""`` for a good row, or the repairable
+        fault a kept row had; ``"unjudged:..."`` for a row the probe does not judge)
+        and the true values of a kept row (the columns of ``values``).
+    kwargs : dict
+        The keyword arguments the contract is called with besides ``raw``: JSON
+        values, or DataFrames (such as a catalogue), which reach it as frames.
+    id_column : str
+        The column that names a row of the export.
+    values : dict
+        Column -> how a kept row's value is compared with its true one (one of
+        :data:`CONTRACT_VALUE_KINDS`); columns absent from ``raw`` are not judged.
     """
 
     raw: pd.DataFrame
     expected: pd.DataFrame
-    labelled: bool = True
+    kwargs: dict = field(default_factory=lambda: {"labelled": True})
+    id_column: str = "TRANSACTION_ID"
+    values: dict[str, str] = field(default_factory=lambda: dict(_FRAUD_VALUES))
+
+    def __post_init__(self) -> None:
+        unknown = {c: k for c, k in self.values.items() if k not in CONTRACT_VALUE_KINDS}
+        if unknown:
+            raise DataError(
+                f"ContractCase: unknown value kind(s) {unknown}; "
+                f"choose from {list(CONTRACT_VALUE_KINDS)}"
+            )
+        for name in (self.id_column, "copies", "keep", "kind"):
+            if name not in self.expected.columns:
+                raise DataError(f"ContractCase: expected has no {name!r} column")
 
 
 @dataclass
@@ -244,11 +284,13 @@ _RAW = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUN
 _REPAIRABLE = {"amount_strings", "mixed_timezones", "category_spellings", "late_labels"}
 
 
-def _last_days(frame: pd.DataFrame, min_rows: int, max_days: int) -> pd.DataFrame:
+def _last_days(
+    frame: pd.DataFrame, min_rows: int, max_days: int, day: str = "TX_TIME_DAYS"
+) -> pd.DataFrame:
     """The last whole days of ``frame`` holding at least ``min_rows`` rows (at most ``max_days``)."""
-    days = frame["TX_TIME_DAYS"].to_numpy()
+    days = frame[day].to_numpy()
     last = int(days.max())
-    per_day = frame.groupby("TX_TIME_DAYS").size()
+    per_day = frame.groupby(day).size()
     n = 1
     while n < max_days and per_day.loc[last - n + 1 : last].sum() < min_rows:
         n += 1
@@ -291,12 +333,11 @@ def _contract_case(history, rng) -> ContractCase:
         elif kind not in _REPAIRABLE:
             expected.loc[at, "kind"] = f"unjudged:{kind}"
     truth = clean.set_index("TRANSACTION_ID")
-    cols = ["TX_DATETIME", "TX_AMOUNT", "CUSTOMER_ID", "TERMINAL_ID", "TX_CHANNEL"]
-    values = truth.reindex(expected["TRANSACTION_ID"])[[c for c in cols if c in truth]]
+    values = truth.reindex(expected["TRANSACTION_ID"])[[c for c in _FRAUD_VALUES if c in truth]]
     expected = pd.concat([expected, values.reset_index(drop=True)], axis=1)
     if "TX_CHANNEL" in expected:
         expected["TX_CHANNEL"] = expected["TX_CHANNEL"].astype("string")
-    return ContractCase(raw.reset_index(drop=True), expected, labelled=True)
+    return ContractCase(raw.reset_index(drop=True), expected, kwargs={"labelled": True})
 
 
 def _as_export(frame: pd.DataFrame) -> pd.DataFrame:
@@ -428,7 +469,9 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     history week is the reference, its scoring week the ordinary batch, and the
     same week with the project's drift (a trending category or a catalogue
     change, from ``data.drift``) the drifted one. Batch events carry the item's
-    ``CATEGORY`` from the catalogue, as a shop's event export joins it.
+    ``CATEGORY`` from the catalogue, as a shop's event export joins it. The
+    stage cases: the data contract's messy export, cut from the history (a
+    third stream of the seed, :func:`_interaction_contract_case`).
     """
     from fullcycle.data.candidates import interaction_config, project_window
     from fullcycle.data.interactions import simulate_interactions
@@ -463,6 +506,9 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
             names[1]: days(with_category(simulate_interactions(changed)), start, end),
         }
         drifted, reference = names[1], "reference"
+    contract = _interaction_contract_case(
+        window.history, window.items, s.score_start_day, np.random.default_rng(streams[2])
+    )
     return Holdout(
         window.history,
         features,
@@ -471,7 +517,87 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
         drifted,
         reference,
         info={"source": "interaction_simulator", "scale": scale, **window.detail},
+        stages={"contract": contract},
     )
+
+
+#: The true values of a kept interaction event, and how each is compared.
+_INTERACTION_VALUES = {
+    "EVENT_TIME": "time",
+    "EVENT_DAY": "number",
+    "USER_ID": "number",
+    "ITEM_ID": "number",
+    "EVENT_TYPE": "exact_text",
+    "PRICE": "amount",
+    "CATEGORY": "exact_text",
+}
+
+
+def _interaction_contract_case(history, items, score_start_day: int, rng) -> ContractCase:
+    """A messy event export of the last days of the history, and the catalogue it comes with.
+
+    Every fault of :func:`fullcycle.data.make_messy_interactions` is in it: the
+    tracker firing twice and a bot-like user (whose events must be
+    quarantined), missing prices (repaired from the catalogue the contract is
+    given as ``items``) and misspelled categories in that catalogue, which
+    reach the events through their ``CATEGORY`` column (joined from the
+    catalogue, as a shop's export has it; repaired to the canonical name). A
+    copy the tracker fired past midnight into the scoring window is left out:
+    nothing of the window's days is in the case.
+    """
+    from fullcycle.data.interactions import InteractionMessReport, make_messy_interactions
+
+    clean = _last_days(history, 5_000, 14, day="EVENT_DAY").head(20_000)
+    seed = int(rng.integers(2**31))
+    messy, report = make_messy_interactions(clean, rate=0.01, seed=seed, items=items)
+    messy = messy[messy["EVENT_DAY"].to_numpy() < score_start_day]
+    spelled = report.items.set_index("ITEM_ID")["CATEGORY"]
+    raw = messy.assign(CATEGORY=spelled.reindex(messy["ITEM_ID"]).to_numpy(dtype=object))
+    raw = raw.reset_index(drop=True)
+    if (raw["EVENT_TIME"] >= _day_start(history, score_start_day)).any():
+        raise DataError("the contract case holds events of the scoring window")
+
+    ids = raw["EVENT_ID"]
+    copies = ids.value_counts()
+    expected = pd.DataFrame({"EVENT_ID": copies.index.to_numpy(np.int64)})
+    expected["copies"] = copies.to_numpy()
+    expected["keep"] = 1
+    expected["kind"] = ""
+    index = pd.Index(expected["EVENT_ID"])
+    # Repairable faults first (the row stays), then the faulty kinds, which win.
+    respelled = raw.loc[raw["ITEM_ID"].isin(report.rows.get("category_spellings", [])), "EVENT_ID"]
+    expected.loc[index.get_indexer(respelled), "kind"] = "category_spellings"
+    at = index.get_indexer(np.asarray(report.rows.get("missing_prices", []), np.int64))
+    expected.loc[at[at >= 0], "kind"] = "missing_prices"
+    for kind in InteractionMessReport.FAULTY:
+        at = index.get_indexer(np.asarray(report.rows.get(kind, []), np.int64))
+        at = at[at >= 0]
+        expected.loc[at, "kind"] = kind
+        expected.loc[at, "keep"] = 0
+    truth = clean.set_index("EVENT_ID").reindex(expected["EVENT_ID"])
+    truth = truth.assign(
+        CATEGORY=items.set_index("ITEM_ID")["CATEGORY"].reindex(truth["ITEM_ID"]).to_numpy(object)
+    )
+    values = truth[[c for c in _INTERACTION_VALUES if c in truth]].reset_index(drop=True)
+    for name in ("EVENT_TYPE", "CATEGORY"):
+        values[name] = values[name].astype("string")
+    expected = pd.concat([expected, values], axis=1)
+    return ContractCase(
+        raw,
+        expected,
+        kwargs={"items": report.items.reset_index(drop=True)},
+        id_column="EVENT_ID",
+        values=dict(_INTERACTION_VALUES),
+    )
+
+
+def _day_start(history: pd.DataFrame, day: int) -> pd.Timestamp:
+    """When ``EVENT_DAY`` ``day`` starts, from the history's own days and times."""
+    first = history.iloc[0]
+    origin = pd.Timestamp(first["EVENT_TIME"]).normalize() - pd.Timedelta(
+        days=int(first["EVENT_DAY"])
+    )
+    return origin + pd.Timedelta(days=day)
 
 
 register_holdout_builder("fraud_simulator", _fraud_simulator)

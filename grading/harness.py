@@ -20,7 +20,9 @@ instructor to read.
 
 ``flags``      ``check(reference, current, *extra) -> {key: bool}`` per named batch
 ``decisions``  ``rule(champion, challenger, margin, min_roc_auc) -> {"promote": bool}`` per case
-``contract``   ``validate(raw, labelled=...)`` -> ``valid`` and ``quarantine`` tables
+``contract``   ``validate(raw, **kwargs)`` -> ``valid`` (the id and value columns, typed by
+               kind) and ``quarantine`` (id and reason) tables; frame arguments arrive as
+               ``kwarg_<name>`` inputs
 ``leakage``    ``build(delay).fit(history, y).transform(rows)`` under variants
 ``parity``     offline features of one day against online ones, event by event
 ``priority``   ``policy(candidates, value) -> one float per row``
@@ -199,7 +201,10 @@ def task_decisions(entries, inputs, params):
 
 
 def task_contract(entries, inputs, params):
-    result = entries["validate"](inputs["raw"].copy(), labelled=params.get("labelled", True))
+    kwargs = dict(params.get("kwargs") or {})
+    for name in params.get("frame_kwargs") or []:
+        kwargs[name] = inputs["kwarg_" + name].copy()
+    result = entries["validate"](inputs["raw"].copy(), **kwargs)
     valid = getattr(result, "valid", None)
     quarantine = getattr(result, "quarantine", None)
     if not isinstance(valid, pd.DataFrame) or not isinstance(quarantine, pd.DataFrame):
@@ -207,12 +212,14 @@ def task_contract(entries, inputs, params):
             "validate_export must return a ValidationResult (valid and quarantine frames); "
             f"it returned {short(result)}"
         )
-    keep = [c for c in params["columns"] if c in valid.columns]
+    id_column = params["id_column"]
+    kinds = params["columns"]
+    keep = [c for c in kinds if c in valid.columns]
     v = valid[keep].copy()
     untyped = {}
     for c in keep:
         col = v[c]
-        if c == "TX_DATETIME":
+        if kinds[c] == "time":
             if pd.api.types.is_datetime64_any_dtype(col):
                 if getattr(col.dt, "tz", None) is not None:
                     col = col.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -220,7 +227,7 @@ def task_contract(entries, inputs, params):
             else:
                 untyped[c] = str(col.dtype)
                 v[c] = pd.Series(pd.NaT, index=v.index, dtype="datetime64[ns]")
-        elif c == "TX_CHANNEL":
+        elif kinds[c] in ("text", "exact_text"):
             v[c] = col.astype(object).map(lambda x: None if x is None or x != x else str(x)).astype("string")
         elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             v[c] = pd.to_numeric(col, errors="coerce").astype(float)
@@ -228,7 +235,7 @@ def task_contract(entries, inputs, params):
             untyped[c] = str(col.dtype)
             v[c] = np.nan
     save("valid", v.reset_index(drop=True))
-    ids = quarantine["TRANSACTION_ID"] if "TRANSACTION_ID" in quarantine else pd.Series([None] * len(quarantine))
+    ids = quarantine[id_column] if id_column in quarantine else pd.Series([None] * len(quarantine))
     if "QUARANTINE_REASON" in quarantine:
         reasons = quarantine["QUARANTINE_REASON"].map(
             lambda r: "" if r is None or (isinstance(r, float) and r != r) else str(r)[:300]
@@ -239,7 +246,7 @@ def task_contract(entries, inputs, params):
         "quarantine",
         pd.DataFrame(
             {
-                "TRANSACTION_ID": pd.to_numeric(pd.Series(ids).reset_index(drop=True), errors="coerce").astype(float),
+                id_column: pd.to_numeric(pd.Series(ids).reset_index(drop=True), errors="coerce").astype(float),
                 "QUARANTINE_REASON": reasons.reset_index(drop=True).astype(str),
             }
         ),

@@ -109,20 +109,26 @@ def _said(value, n: int = 300) -> str | None:
 def probe_contract(run, case, entry: str) -> StageResult:
     """The learner's data contract on a hidden messy export: faults quarantined, good rows kept.
 
-    ``contract.good_kept`` is the share of good rows (repairable faults
-    included) kept exactly once with their true values. ``contract.faulty_quarantined``
-    is the share of faulty row copies quarantined with a reason, minus the
-    share of good rows that did not make it to ``valid`` (so that
-    quarantining everything earns nothing).
+    The contract is called as ``validate(case.raw, **case.kwargs)``; rows are
+    named by ``case.id_column``. ``contract.good_kept`` is the share of good
+    rows (repairable faults included) kept exactly once with their true values
+    (the columns of ``case.values``, each compared by its kind).
+    ``contract.faulty_quarantined`` is the share of faulty row copies
+    quarantined with a reason, minus the share of good rows that did not make
+    it to ``valid`` (so that quarantining everything earns nothing).
     """
     names = ("contract.faulty_quarantined", "contract.good_kept")
-    cols = [c for c in ("TRANSACTION_ID", *case.expected.columns) if c in case.raw.columns]
+    key = case.id_column
+    kinds = {key: "number"}
+    kinds.update({c: k for c, k in case.values.items() if c in case.raw.columns and c != key})
+    frames = {k: v for k, v in case.kwargs.items() if isinstance(v, pd.DataFrame)}
+    plain = {k: v for k, v in case.kwargs.items() if k not in frames}
     r = run(
         "contract",
         "contract",
         {"validate": entry},
-        {"raw": case.raw},
-        {"labelled": case.labelled, "columns": list(dict.fromkeys(cols))},
+        {"raw": case.raw, **{f"kwarg_{k}": v for k, v in frames.items()}},
+        {"kwargs": plain, "frame_kwargs": list(frames), "id_column": key, "columns": kinds},
     )
     out = StageResult()
     why = _stopped(r)
@@ -134,19 +140,22 @@ def probe_contract(run, case, entry: str) -> StageResult:
     except OutputError as exc:
         return out.none(names, f"the data contract's output cannot be read: {exc}")
     untyped = (r.result or {}).get("untyped")
+    times = " and ".join(c for c, k in kinds.items() if k == "time") or "times"
     for col, dtype in list(untyped.items() if isinstance(untyped, dict) else [])[:10]:
         out.problems.append(
             f"the valid frame's {_said(col, 60)} holds {_said(dtype, 60)} values, not parsed "
-            "ones: parse it (numbers for ids and amounts, naive UTC datetime64 for TX_DATETIME)"
+            f"ones: parse it (numbers for ids and amounts, naive UTC datetime64 for {times})"
         )
-    e = case.expected.set_index("TRANSACTION_ID")
+    e = case.expected.set_index(key)
     e = e[~e["kind"].astype(str).str.startswith("unjudged")]
-    if "TRANSACTION_ID" not in valid.columns:
-        return out.none(names, "the valid frame has no TRANSACTION_ID column")
-    vid = pd.to_numeric(valid["TRANSACTION_ID"], errors="coerce")
+    if key not in valid.columns:
+        return out.none(names, f"the valid frame has no {key} column")
+    if key not in quarantine.columns:
+        return out.none(names, f"the quarantine frame has no {key} column")
+    vid = pd.to_numeric(valid[key], errors="coerce")
     valid_n = vid.value_counts().reindex(e.index).fillna(0).astype(int)
     reasons = quarantine["QUARANTINE_REASON"].astype(str).str.strip()
-    qid = pd.to_numeric(quarantine["TRANSACTION_ID"], errors="coerce")
+    qid = pd.to_numeric(quarantine[key], errors="coerce")
     with_reason = qid[reasons.str.len() > 0].value_counts().reindex(e.index).fillna(0)
     without_reason = int((reasons.str.len() == 0).sum())
 
@@ -156,8 +165,8 @@ def probe_contract(run, case, entry: str) -> StageResult:
     ok = valid_n.reindex(good.index) == 1
     wrong_value: dict[str, int] = {}
     examples: list[str] = []
-    for col in ("TX_DATETIME", "TX_AMOUNT", "CUSTOMER_ID", "TERMINAL_ID", "TX_CHANNEL"):
-        if col not in good.columns:
+    for col, kind in kinds.items():
+        if col == key or col not in good.columns:
             continue
         if col not in once.columns:
             out.problems.append(f"the valid frame has no {col} column")
@@ -165,23 +174,15 @@ def probe_contract(run, case, entry: str) -> StageResult:
             continue
         got = once[col].reindex(good.index)
         want = good[col]
-        if col == "TX_DATETIME":
-            same = got.dt.floor("s") == pd.to_datetime(want).dt.floor("s")
-        elif col == "TX_AMOUNT":
-            same = (got - want.astype(float)).abs() <= 0.005
-        elif col == "TX_CHANNEL":
-            same = got.astype("string").str.strip().str.lower() == want.astype("string")
-        else:
-            same = got == want.astype(float)
-        same = same.fillna(False).astype(bool)
+        same = _same_values(got, want, kind)
         bad = ok & ~same
         if bad.any():
             wrong_value[col] = int(bad.sum())
-            raw = case.raw.set_index("TRANSACTION_ID")
+            raw = case.raw.set_index(key)
             for tid in bad[bad].index[:2]:
                 sent = raw.loc[[tid], col].iloc[0] if col in raw.columns else None
                 examples.append(
-                    f"TRANSACTION_ID {tid}: {col} {_text(sent)} became {_text(got.loc[tid])}, "
+                    f"{key} {tid}: {col} {_text(sent)} became {_text(got.loc[tid])}, "
                     f"expected {_text(want.loc[tid])}"
                 )
         ok &= same
@@ -206,13 +207,13 @@ def probe_contract(run, case, entry: str) -> StageResult:
         if len(missed):
             out.problems.append(
                 f"{len(missed)} row(s) with the fault {kind!r} were not quarantined with a "
-                f"reason, e.g. TRANSACTION_ID {', '.join(str(i) for i in missed[:3])}"
+                f"reason, e.g. {key} {', '.join(str(i) for i in missed[:3])}"
             )
     if len(lost):
-        kinds = good.loc[lost, "kind"].replace("", "no fault").value_counts().to_dict()
+        kinds_lost = good.loc[lost, "kind"].replace("", "no fault").value_counts().to_dict()
         out.problems.append(
-            f"{len(lost)} good row(s) did not reach the valid frame ({kinds}), e.g. "
-            f"TRANSACTION_ID {', '.join(str(i) for i in lost[:3])}"
+            f"{len(lost)} good row(s) did not reach the valid frame ({kinds_lost}), e.g. "
+            f"{key} {', '.join(str(i) for i in lost[:3])}"
         )
     for col, n in wrong_value.items():
         out.problems.append(f"{n} kept row(s) have a wrong {col} after repair")
@@ -235,6 +236,22 @@ def probe_contract(run, case, entry: str) -> StageResult:
     }
     out.problems = _unique_problems(out.problems)
     return out
+
+
+def _same_values(got: pd.Series, want: pd.Series, kind: str) -> pd.Series:
+    """Per row, whether a kept value equals the true one (see ``CONTRACT_VALUE_KINDS``)."""
+    if kind == "time":
+        same = got.dt.floor("s") == pd.to_datetime(want).dt.floor("s")
+    elif kind == "amount":
+        same = (got - pd.to_numeric(want, errors="coerce").astype(float)).abs() <= 0.005
+    elif kind == "number":
+        same = got == pd.to_numeric(want, errors="coerce").astype(float)
+    elif kind == "text":
+        same = got.astype("string").str.strip().str.lower() == want.astype("string").str.lower()
+    else:  # exact_text
+        same = got.astype("string") == want.astype("string")
+    both_missing = got.isna().to_numpy() & want.isna().to_numpy()
+    return same.fillna(False).astype(bool) | both_missing
 
 
 def _text(value, n: int = 60) -> str:

@@ -7,6 +7,9 @@ secret seed at tiny scale; no notebook runs.
 
 from __future__ import annotations
 
+import shutil
+import textwrap
+
 import numpy as np
 import pytest
 from kits import KIT, config, decent_scores, fraud_spec, make_kit, prepared_job, run
@@ -113,6 +116,98 @@ def test_a_contract_that_keeps_the_raw_export_loses_the_contract_points(world, t
     assert job.metrics["contract.good_kept"] < 0.5
     problems = " ".join(job.stages["contract"]["problems"])
     assert "not parsed" in problems and "'missing' were not quarantined" in problems
+
+
+# ---- data contract of another project: the recommender's event export --------------------
+
+RECOMMENDER_KIT = KIT.parent / "recommender"
+
+KEEP_EVERY_EVENT = """
+from fullcycle.data.quarantine import ValidationResult
+
+def validate_export(raw, items=None):
+    return ValidationResult(raw, raw.iloc[:0].assign(QUARANTINE_REASON=[]), {})
+"""
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The recommender spec (with its contract lines) and the hidden world of a fixed seed."""
+    from fullcycle.holdout import build_holdout
+    from fullcycle.spec import find_project
+
+    spec = find_project("recommender", KIT.parent.parent)
+    cfg = config(tmp_path_factory.mktemp("cfg"))
+    return spec, build_holdout(spec, cfg.seed_int, cfg.scale)
+
+
+def _shop_job(shop, tmp_path, contract: str | None = None):
+    spec, holdout = shop
+    kit = tmp_path / "kit"
+    shutil.copytree(RECOMMENDER_KIT, kit, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if contract is not None:
+        (kit / "contract.py").write_text(textwrap.dedent(contract))
+    return prepared_job(spec, config(tmp_path), kit, tmp_path, holdout)
+
+
+def test_the_shop_contract_case_is_history_with_known_faults_and_no_scoring_window(shop):
+    spec, holdout = shop
+    case = holdout.stages["contract"]
+    assert case.id_column == "EVENT_ID" and set(case.kwargs) == {"items"}
+    start = spec.data.split.score_start_day
+    assert (case.raw["EVENT_DAY"] < start).all()
+    assert case.raw["EVENT_TIME"].max() < holdout.history["EVENT_TIME"].max().ceil("D")
+    e = case.expected.set_index("EVENT_ID")
+    assert sorted(e.index) == sorted(case.raw["EVENT_ID"])
+    assert set(e.loc[e["keep"] == 0, "kind"]) == {"duplicate_events", "bot_users"}
+    assert {"missing_prices", "category_spellings"} <= set(e.loc[e["keep"] == 1, "kind"])
+    # Every event to keep is a history event, with the history's values.
+    kept = e[e["keep"] == 1]
+    history = holdout.history.set_index("EVENT_ID")
+    assert kept.index.isin(history.index).all()
+    for col in ("EVENT_TIME", "USER_ID", "ITEM_ID", "PRICE"):
+        assert (kept[col] == history.loc[kept.index, col]).all(), col
+    # The repairs have one right answer: the price was blanked, the category misspelled.
+    raw = case.raw.set_index("EVENT_ID")
+    blanked = kept.index[kept["kind"] == "missing_prices"]
+    assert raw.loc[blanked, "PRICE"].isna().all() and kept.loc[blanked, "PRICE"].notna().all()
+    respelled = kept.index[kept["kind"] == "category_spellings"]
+    assert (raw.loc[respelled, "CATEGORY"] != kept.loc[respelled, "CATEGORY"]).all()
+    assert (
+        raw.loc[respelled, "CATEGORY"].str.strip().str.lower().str.rstrip("s")
+        == kept.loc[respelled, "CATEGORY"].str.rstrip("s")
+    ).all()
+
+
+@pytest.mark.integration
+def test_the_reference_shop_contract_earns_the_contract_points(shop, tmp_path):
+    job = _shop_job(shop, tmp_path)
+    run(job, "probe_contract")
+    assert _full(job, "contract.faulty_quarantined"), job.stages["contract"]
+    assert _full(job, "contract.good_kept"), job.stages["contract"]
+    # A person may repeat a click within the duplicate window: a good event or two can go.
+    assert job.metrics["contract.faulty_quarantined"] >= 0.999
+    assert job.metrics["contract.good_kept"] >= 0.999
+    caught = job.stages["contract"]["faults_caught"]
+    assert set(caught) == {"duplicate_events", "bot_users"}
+    for kind, text in caught.items():
+        got, of = map(int, text.split("/"))
+        assert got == of > 0, kind
+
+
+@pytest.mark.integration
+def test_a_shop_contract_that_keeps_every_event_loses_the_contract_points(shop, tmp_path):
+    job = _shop_job(shop, tmp_path, KEEP_EVERY_EVENT)
+    run(job, "probe_contract")
+    assert job.metrics["contract.faulty_quarantined"] == 0.0
+    assert _points(job, "contract.faulty_quarantined")[0] == 0
+    # Blanked prices and misspelled categories are kept as they came: wrong values.
+    assert job.metrics["contract.good_kept"] < 0.99
+    assert _points(job, "contract.good_kept")[0] < _points(job, "contract.good_kept")[1]
+    problems = " ".join(job.stages["contract"]["problems"])
+    assert "'duplicate_events' were not quarantined" in problems
+    assert "'bot_users' were not quarantined" in problems
+    assert "wrong PRICE" in problems and "wrong CATEGORY" in problems and "EVENT_ID" in problems
 
 
 # ---- features: leakage and parity ------------------------------------------------------
