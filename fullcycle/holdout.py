@@ -11,8 +11,9 @@ neutral names, with the name of the drifted one kept apart.
 ``stages`` holds the hidden inputs of the stage probes, each with the answer
 the grader keeps: a messy export with its faulty rows (:class:`ContractCase`),
 a history cut for the leakage check (:class:`LeakageCase`), a day to replay
-online (:class:`ParityCase`) and served traffic whose ranking held or decayed
-(:class:`DecayCase`). They are drawn from the history only (labels a learner
+online (:class:`ParityCase`), served traffic whose ranking held or decayed
+(:class:`DecayCase`) and candidates with model scores for the decision, with
+the rows its rules must rank last (:class:`DecisionCase`). They are drawn from the history only (labels a learner
 already has) or from the unlabelled scoring rows: no scoring-window label is
 ever written where learner code runs. A contract case says its own id column,
 the values a kept row must have and the extra inputs of the contract (the
@@ -40,6 +41,7 @@ __all__ = [
     "CONTRACT_VALUE_KINDS",
     "ContractCase",
     "DecayCase",
+    "DecisionCase",
     "Holdout",
     "LeakageCase",
     "ParityCase",
@@ -157,6 +159,59 @@ class DecayCase:
     reference: pd.DataFrame
     windows: dict[str, pd.DataFrame]
     decayed: str
+
+
+@dataclass
+class DecisionCase:
+    """Candidates with model scores, handed to a decision, and the rows its rules exclude.
+
+    The decision is called as ``decide(candidates, scores, **kwargs)`` and
+    returns a frame whose ``output`` column holds each row's final score. The
+    grader keeps ``eligible``: an ineligible row must end below every eligible
+    row of its group (the spec's ``prediction.group_column``), and eligible rows
+    must keep the order of ``scores``.
+
+    Attributes
+    ----------
+    candidates : DataFrame
+        The rows handed to the decision (no label, nothing of the scoring window).
+    scores : ndarray
+        The model's score of each row, in the same order.
+    eligible : ndarray of bool
+        Per row, whether the project's rules allow it (kept by the grader).
+    kwargs : dict
+        The keyword arguments the decision is called with besides the
+        candidates and scores: JSON values, DataFrames (which reach it as
+        frames) or mappings (which reach it as dicts, their keys' types kept).
+    output : str
+        The column of the returned frame holding the final scores.
+    reasons : ndarray of str, optional
+        Why each ineligible row is ruled out (``""`` where eligible), named in
+        the feedback; ``None``: "ruled out".
+    """
+
+    candidates: pd.DataFrame
+    scores: np.ndarray
+    eligible: np.ndarray
+    kwargs: dict = field(default_factory=dict)
+    output: str = "score"
+    reasons: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.scores = np.asarray(self.scores, dtype=float).ravel()
+        self.eligible = np.asarray(self.eligible, dtype=bool).ravel()
+        n = len(self.candidates)
+        if self.scores.size != n or self.eligible.size != n:
+            raise DataError(
+                f"DecisionCase: {self.scores.size} scores and {self.eligible.size} eligibility "
+                f"flags for {n} candidates; give one of each per row"
+            )
+        if not np.isfinite(self.scores).all():
+            raise DataError("DecisionCase: every score must be a finite number")
+        if self.reasons is not None:
+            self.reasons = np.asarray(self.reasons, dtype=object).ravel()
+            if self.reasons.size != n:
+                raise DataError(f"DecisionCase: {self.reasons.size} reasons for {n} candidates")
 
 
 @dataclass
@@ -471,12 +526,14 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     change, from ``data.drift``) the drifted one. Batch events carry the item's
     ``CATEGORY`` from the catalogue, as a shop's event export joins it. The
     stage cases: the data contract's messy export, cut from the history (a
-    third stream of the seed, :func:`_interaction_contract_case`).
+    third stream of the seed, :func:`_interaction_contract_case`), and the
+    decision's candidates with model-like scores, from the history's users and
+    purchases (a fourth stream, :func:`_interaction_decision_case`).
     """
     from fullcycle.data.candidates import interaction_config, project_window
     from fullcycle.data.interactions import simulate_interactions
 
-    streams = np.random.SeedSequence(int(seed)).spawn(3)
+    streams = np.random.SeedSequence(int(seed)).spawn(4)
     rng = np.random.default_rng(streams[0])
     window = project_window(spec, scale, seed=int(seed))
     labels = window.candidates
@@ -509,6 +566,9 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     contract = _interaction_contract_case(
         window.history, window.items, s.score_start_day, np.random.default_rng(streams[2])
     )
+    decision = _interaction_decision_case(
+        window.history, window.items, np.random.default_rng(streams[3])
+    )
     return Holdout(
         window.history,
         features,
@@ -517,7 +577,7 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
         drifted,
         reference,
         info={"source": "interaction_simulator", "scale": scale, **window.detail},
-        stages={"contract": contract},
+        stages={"contract": contract, "decision": decision},
     )
 
 
@@ -588,6 +648,69 @@ def _interaction_contract_case(history, items, score_start_day: int, rng) -> Con
         kwargs={"items": report.items.reset_index(drop=True)},
         id_column="EVENT_ID",
         values=dict(_INTERACTION_VALUES),
+    )
+
+
+def _interaction_decision_case(
+    history: pd.DataFrame, items: pd.DataFrame, rng, n_users: int = 200
+) -> DecisionCase:
+    """Candidates of recent history users with model-like scores, for a recommender's decision.
+
+    ``n_users`` users active in the history's last days (most of them buyers)
+    against the catalogue: each (user, item) row gets a score drawn from the
+    seed (an item effect plus noise, rounded to three decimals, so that some
+    scores tie), ``bought`` maps each user to the items they bought in the
+    history, and a tenth of the in-stock items are also marked out of stock. A
+    row is eligible when its user did not buy the item and it is in stock.
+    Nothing of the scoring window is used; the stock states are the catalogue's
+    the learner already has.
+    """
+    recent = _last_days(history, 5_000, 14, day="EVENT_DAY")
+    active = np.unique(recent["USER_ID"].to_numpy())
+    purchases = history[history["EVENT_TYPE"].to_numpy() == "purchase"]
+    buyers = np.intersect1d(active, purchases["USER_ID"].to_numpy())
+    others = np.setdiff1d(active, buyers)
+    n_buyers = min(buyers.size, n_users - min(others.size, n_users // 10))
+    users = np.sort(
+        np.concatenate(
+            [
+                rng.choice(buyers, n_buyers, replace=False),
+                rng.choice(others, min(others.size, n_users - n_buyers), replace=False),
+            ]
+        )
+    )
+    catalogue = items.sort_values("ITEM_ID", kind="stable").reset_index(drop=True)
+    stocked = catalogue["IN_STOCK"].fillna(False).to_numpy(dtype=bool)
+    stocked = stocked & (rng.random(stocked.size) >= 0.1)
+    n_items = len(catalogue)
+    item_ids = catalogue["ITEM_ID"].to_numpy()
+    candidates = pd.DataFrame(
+        {
+            "CANDIDATE_ID": np.arange(users.size * n_items, dtype=np.int64),
+            "USER_ID": np.repeat(users, n_items),
+            "ITEM_ID": np.tile(item_ids, users.size),
+            "CATEGORY": np.tile(catalogue["CATEGORY"].to_numpy(object), users.size),
+            "PRICE": np.tile(catalogue["PRICE"].to_numpy(float), users.size),
+            "IN_STOCK": np.tile(stocked, users.size),
+        }
+    )
+    # Model-like scores: popular items score higher for everyone, each user has their taste.
+    counts = history["ITEM_ID"].value_counts().reindex(item_ids, fill_value=0).to_numpy(float)
+    effect = np.log1p(counts) / max(np.log1p(counts).max(), 1.0)
+    noise = rng.normal(0.0, 0.4, candidates.shape[0])
+    scores = np.round(np.tile(effect, users.size) + noise, 3)
+    mine = purchases[purchases["USER_ID"].isin(users)]
+    bought = {int(u): sorted({int(i) for i in g}) for u, g in mine.groupby("USER_ID")["ITEM_ID"]}
+    key = pd.MultiIndex.from_frame(candidates[["USER_ID", "ITEM_ID"]])
+    owned = key.isin(pd.MultiIndex.from_frame(mine[["USER_ID", "ITEM_ID"]]))
+    stock = candidates["IN_STOCK"].to_numpy(bool)
+    return DecisionCase(
+        candidates,
+        scores,
+        eligible=~owned & stock,
+        kwargs={"bought": bought},
+        output="score",
+        reasons=np.where(owned, "bought by the user", np.where(stock, "", "out of stock")),
     )
 
 

@@ -26,6 +26,10 @@ instructor to read.
 ``leakage``    ``build(delay).fit(history, y).transform(rows)`` under variants
 ``parity``     offline features of one day against online ones, event by event
 ``priority``   ``policy(candidates, value) -> one float per row``
+``decision``   ``decide(candidates, scores, **kwargs)`` -> the returned frame's ``output``
+               column, one float per candidate (rows matched on the candidates' index);
+               frame arguments arrive as ``kwarg_<name>`` inputs, mappings as
+               ``[key, value]`` pairs rebuilt into dicts (their keys' types kept)
 
 Every byte the learner's code controls is read with a bound in size and in
 time: the run has a wall-clock deadline (its process group and its sandbox
@@ -67,7 +71,8 @@ __all__ = [
 #: disk and decoded in memory.
 MAX_JSON_BYTES = 2_000_000
 MAX_TABLE_BYTES = 32_000_000
-#: The most rows and columns one table may have (the largest stage table has ~70,000 rows).
+#: The most rows and columns one table may have (the largest stage table, the decision's, has
+#: ~170,000 rows).
 MAX_TABLE_ROWS = 1_000_000
 MAX_TABLE_COLUMNS = 10_000
 #: A Parquet file's footer (its schema and row-group index) at most.
@@ -378,6 +383,34 @@ def task_priority(entries, inputs, params):
     return {"rows": int(arr.size)}
 
 
+def task_decision(entries, inputs, params):
+    kwargs = dict(params.get("kwargs") or {})
+    for name in params.get("frame_kwargs") or []:
+        kwargs[name] = inputs["kwarg_" + name].copy()
+    for name in params.get("mapping_kwargs") or []:
+        kwargs[name] = {k: v for k, v in kwargs[name]}
+    candidates = inputs["candidates"]
+    scores = inputs["scores"]["score"].to_numpy(dtype=float)
+    got = entries["decide"](candidates.copy(), scores.copy(), **kwargs)
+    column = params["output"]
+    if not isinstance(got, pd.DataFrame) or column not in got.columns:
+        raise TypeError(
+            f"the decision must return a DataFrame with a {column!r} column, one row per "
+            f"candidate; it returned {short(got)}"
+        )
+    if len(got) != len(candidates):
+        raise ValueError(f"the decision returned {len(got)} rows for {len(candidates)} candidates")
+    final = got[column]
+    if final.index.is_unique and final.index.sort_values().equals(candidates.index):
+        final = final.reindex(candidates.index)  # rows in another order, on the same index
+    try:
+        arr = pd.to_numeric(final, errors="raise").to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"the {column!r} column must hold numbers; it holds {short(final.head())}") from None
+    save("decision", pd.DataFrame({"score": arr}))
+    return {"rows": int(arr.size)}
+
+
 TASKS = {
     "flags": task_flags,
     "decisions": task_decisions,
@@ -385,6 +418,7 @@ TASKS = {
     "leakage": task_leakage,
     "parity": task_parity,
     "priority": task_priority,
+    "decision": task_decision,
 }
 
 

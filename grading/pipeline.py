@@ -2,7 +2,7 @@
 
 prepare → execute → collect → validate → score → probe service → probe
 monitoring (drift, decay) → probe the stages (data contract, leakage,
-parity, decision policy, retraining) → reference → rubric → report → store.
+parity, decision policy, decision rules, retraining) → reference → rubric → report → store.
 
 Each step is a function of a :class:`Job`; it records its time and outcome
 and never lets a submission's fault escape as an exception. Labels stay in
@@ -481,6 +481,26 @@ def probe_policy(job: Job) -> None:
     _record(job, "policy", result)
 
 
+def probe_decision(job: Job) -> None:
+    """The learner's decision on hidden candidates with given scores: rules and order kept."""
+    from grading.stages import probe_decision as probe
+
+    names = ("decision.exclusions_respected", "decision.order_kept")
+    case = _stage_case(job, "decision", names)
+    p = job.spec.prediction
+    if case is not None and p.group_column is None:
+        _unmeasured(job, names, "the project names no prediction.group_column to rank within")
+    elif case is not None:
+        result = probe(
+            _runner(job),
+            case,
+            job.spec.kit.entry("policy"),
+            p.group_column,
+            [p.label_column, *p.hidden_columns],
+        )
+        _record(job, "decision", result)
+
+
 def probe_retraining(job: Job) -> None:
     """The learner's promotion rule on hidden champion/challenger cases."""
     from grading.stages import probe_retraining as probe
@@ -528,7 +548,7 @@ def rubric(job: Job) -> None:
             job.disabled.setdefault(section, f"the {section} probe is off for this grading")
     stages = getattr(cfg, "stages", None)
     if stages is not None and not getattr(stages, "enabled", True):
-        for section in ("contract", "features", "policy", "retraining"):
+        for section in ("contract", "features", "policy", "decision", "retraining"):
             job.disabled.setdefault(section, "the stage probes are off for this grading")
     job.rubric = apply_rubric(job.spec.rubric, job.metrics, job.unmeasured, job.disabled)
 
@@ -825,6 +845,7 @@ STEPS = [
     ("probe_leakage", probe_leakage),
     ("probe_parity", probe_parity),
     ("probe_policy", probe_policy),
+    ("probe_decision", probe_decision),
     ("probe_retraining", probe_retraining),
     ("reference", reference),
     ("rubric", rubric),
@@ -845,6 +866,7 @@ NEEDS = {
     "probe_leakage": "submission",
     "probe_parity": "submission",
     "probe_policy": "predictions",
+    "probe_decision": "submission",
     "probe_retraining": "submission",
     "reference": "predictions",
 }

@@ -26,6 +26,7 @@ _STAGE_TITLES = {
     "leakage": "Features: leakage",
     "parity": "Features: online and offline parity",
     "policy": "Decision policy",
+    "decision": "Decision rules",
     "decay": "Monitoring: performance decay",
     "retraining": "Retraining rule",
 }

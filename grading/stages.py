@@ -17,6 +17,8 @@ leakage         ``features.leakage_free``      a history, its last rows, later r
 parity          ``features.parity``            a history and one day replayed online
 policy          ``policy.value_vs_top_k``      the learner's scores on the scoring window
                 ``policy.share_of_oracle``
+decision        ``decision.exclusions_respected`` candidates with model scores, rows ruled out
+                ``decision.order_kept``
 flags (drift,   ``monitoring.flags_*``         a reference batch and named batches
 decay)          ``monitoring.quiet_on_*``
 retraining      ``retraining.correct_decisions`` champion/challenger cases from the seed
@@ -25,6 +27,7 @@ retraining      ``retraining.correct_decisions`` champion/challenger cases from 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +38,7 @@ from grading.harness import OutputError, StageRun
 __all__ = [
     "StageResult",
     "probe_contract",
+    "probe_decision",
     "probe_flags",
     "probe_leakage",
     "probe_parity",
@@ -450,6 +454,148 @@ def probe_policy(run, frame: pd.DataFrame, scores, value: dict, entry: str, hidd
             f"{top_k.net_value:,.0f} ({d.get('reviews')} against {top_k.detail.get('reviews')} "
             "reviews)"
         )
+    return out
+
+
+# ---- the decision: final scores of candidates the model scored ---------------------------
+
+
+def _plain(value):
+    """A value of a mapping argument as plain JSON (numpy scalars and arrays, sets, tuples)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | set | frozenset | tuple | list):
+        return [_plain(v) for v in (sorted(value) if isinstance(value, set | frozenset) else value)]
+    return value
+
+
+def probe_decision(run, case, entry: str, group: str, hidden=()) -> StageResult:
+    """The learner's decision on hidden candidates with given model scores: rules and order kept.
+
+    The decision is called as ``decide(case.candidates, case.scores,
+    **case.kwargs)`` and its returned frame's ``case.output`` column read as one
+    final score per candidate. In each group of rows (``group``, e.g. a user's
+    candidates):
+
+    - ``decision.exclusions_respected``: the share of groups (those with rows
+      both allowed and ruled out) where every ruled-out row scores below every
+      allowed one;
+    - ``decision.order_kept``: the share of groups (those whose allowed rows have
+      at least two distinct model scores) where the final scores of the allowed
+      rows order them as the model's scores do (ties free where the model tied).
+
+    A group holding a final score that is not a finite number fails both.
+    """
+    names = ("decision.exclusions_respected", "decision.order_kept")
+    out = StageResult()
+    leaked = set(hidden) & set(case.candidates.columns)
+    if leaked:  # a library change must never hand labels to learner code
+        return out.none(names, f"the candidates hold hidden columns {sorted(leaked)}")
+    if group not in case.candidates.columns:
+        return out.none(names, f"the candidates have no group column {group!r}")
+    frames = {k: v for k, v in case.kwargs.items() if isinstance(v, pd.DataFrame)}
+    mappings = {
+        k: [[_plain(key), _plain(val)] for key, val in v.items()]
+        for k, v in case.kwargs.items()
+        if isinstance(v, Mapping)
+    }
+    plain = {k: v for k, v in case.kwargs.items() if k not in frames and k not in mappings}
+    r = run(
+        "decision",
+        "decision",
+        {"decide": entry},
+        {
+            "candidates": case.candidates,
+            "scores": pd.DataFrame({"score": case.scores}),
+            **{f"kwarg_{k}": v for k, v in frames.items()},
+        },
+        {
+            "kwargs": {**plain, **mappings},
+            "frame_kwargs": list(frames),
+            "mapping_kwargs": list(mappings),
+            "output": case.output,
+        },
+    )
+    why = _stopped(r)
+    if why:
+        return out.none(names, f"the decision gave no result: {why}")
+    try:
+        final = r.table("decision")["score"].to_numpy(dtype=float)
+    except (OutputError, KeyError, ValueError) as exc:
+        return out.none(names, f"the decision's output cannot be read: {exc}")
+    if final.size != len(case.candidates):
+        return out.none(names, f"{final.size} final scores for {len(case.candidates)} candidates")
+
+    rows = pd.DataFrame(
+        {
+            "g": case.candidates[group].to_numpy(),
+            "s": case.scores,
+            "f": final,
+            "ok": case.eligible,
+            "why": case.reasons if case.reasons is not None else "ruled out",
+        }
+    )
+    broken = set(rows.loc[~np.isfinite(final), "g"])
+    allowed, ruled_out = rows[rows["ok"]], rows[~rows["ok"]]
+    lowest = allowed.groupby("g")["f"].min()
+    judged = lowest.index.intersection(ruled_out["g"].unique())
+    details = {"rows": int(len(rows)), "groups": int(rows["g"].nunique())}
+    details["not_finite"] = int((~np.isfinite(final)).sum())
+    if details["not_finite"]:
+        out.problems.append(
+            f"{details['not_finite']} candidate(s) got a final score that is not a number: "
+            "give every candidate a finite score"
+        )
+
+    # (b) every ruled-out row below every allowed row of its group.
+    if len(judged):
+        above = ruled_out[ruled_out["g"].isin(judged)]
+        above = above[~(above["f"].to_numpy() < lowest.reindex(above["g"]).to_numpy())]
+        failed = set(above["g"]) | (broken & set(judged))
+        out.metrics[names[0]] = 1.0 - len(failed) / len(judged)
+        details["groups_with_exclusions"] = int(len(judged))
+        details["ruled_out_ranked_above_allowed"] = {
+            str(k): int(v) for k, v in above["why"].value_counts().items()
+        }
+        for why_out, rows_out in above.groupby("why", sort=False):
+            first = rows_out.iloc[0]
+            out.problems.append(
+                f"{len(rows_out)} row(s) that must rank last ({why_out}) scored at or above an "
+                f"allowed row of their {group}, e.g. {group} {_text(first['g'])}: final score "
+                f"{first['f']:.4g}, the lowest allowed {lowest.loc[first['g']]:.4g}"
+            )
+    else:
+        out.unmeasured[names[0]] = "no group has rows both allowed and ruled out"
+
+    # (c) allowed rows keep the model's order: each score level strictly below the next.
+    levels = (
+        allowed.groupby(["g", "s"], sort=True)["f"].agg(["min", "max"]).reset_index()
+        if len(allowed)
+        else pd.DataFrame(columns=["g", "s", "min", "max"])
+    )
+    g = levels["g"].to_numpy()
+    multi = levels.groupby("g").size()
+    multi = multi.index[multi.to_numpy() >= 2]
+    if len(multi):
+        same = g[1:] == g[:-1]
+        wrong = same & ~(levels["max"].to_numpy()[:-1] < levels["min"].to_numpy()[1:])
+        failed = set(g[1:][wrong]) | (broken & set(multi))
+        out.metrics[names[1]] = 1.0 - len(failed) / len(multi)
+        details["groups_ordered"] = int(len(multi))
+        details["groups_out_of_order"] = int(len(failed))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            lo, hi = levels.iloc[i], levels.iloc[i + 1]  # a row of mixed types: floats
+            out.problems.append(
+                f"in {len(failed)} of {len(multi)} {group} groups the final scores of allowed "
+                f"rows do not keep the model's order, e.g. {group} {_text(g[i])}: model score "
+                f"{lo['s']:.4g} became {lo['max']:.4g} and the higher {hi['s']:.4g} became "
+                f"{hi['min']:.4g}; map the model's score by one strictly increasing function"
+            )
+    else:
+        out.unmeasured[names[1]] = "no group has allowed rows with two distinct model scores"
+    out.details = details
+    out.problems = _unique_problems(out.problems)
     return out
 
 

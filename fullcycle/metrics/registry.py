@@ -274,6 +274,14 @@ for _name, _text in {
         "(0 = as good as top-k)"
     ),
     "policy.share_of_oracle": "net value of the daily reviews as a share of the oracle's",
+    "decision.exclusions_respected": (
+        "share of hidden candidate groups (e.g. a user's items) where every row the project's "
+        "rules exclude (e.g. bought, out of stock) gets a final score below every allowed row's"
+    ),
+    "decision.order_kept": (
+        "share of hidden candidate groups where the allowed rows' final scores keep the order "
+        "of the model scores the decision was given"
+    ),
     "monitoring.flags_decay": (
         "1 if the decay check flags a hidden window whose performance fell, else 0"
     ),

@@ -47,6 +47,8 @@ def test_every_scorecard_figure_is_registered(repo, small_tx):
         "features.parity",
         "policy.value_vs_top_k",
         "policy.share_of_oracle",
+        "decision.exclusions_respected",
+        "decision.order_kept",
         "monitoring.flags_decay",
         "monitoring.quiet_on_stable",
         "retraining.correct_decisions",

@@ -141,12 +141,16 @@ def shop(tmp_path_factory):
     return spec, build_holdout(spec, cfg.seed_int, cfg.scale)
 
 
-def _shop_job(shop, tmp_path, contract: str | None = None):
+def _shop_job(shop, tmp_path, contract: str | None = None, policy_extra: str | None = None):
+    """A job on the reference recommender kit, its contract replaced or its policy extended."""
     spec, holdout = shop
     kit = tmp_path / "kit"
     shutil.copytree(RECOMMENDER_KIT, kit, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if contract is not None:
         (kit / "contract.py").write_text(textwrap.dedent(contract))
+    if policy_extra is not None:
+        path = kit / "policy.py"
+        path.write_text(path.read_text() + "\n\n" + textwrap.dedent(policy_extra))
     return prepared_job(spec, config(tmp_path), kit, tmp_path, holdout)
 
 
@@ -208,6 +212,102 @@ def test_a_shop_contract_that_keeps_every_event_loses_the_contract_points(shop, 
     assert "'duplicate_events' were not quarantined" in problems
     assert "'bot_users' were not quarantined" in problems
     assert "wrong PRICE" in problems and "wrong CATEGORY" in problems and "EVENT_ID" in problems
+
+
+# ---- the recommender's decision: rules and order on hidden candidates --------------------
+
+# Each is appended to the reference policy.py: ``decide`` rebinds the name the grader loads.
+IGNORES_BOUGHT = """
+_reference_decide = decide
+
+
+def decide(candidates, scores, bought, k=10):
+    return _reference_decide(candidates, scores, None, k)
+"""
+
+SHUFFLED_RAW_SCORES = """
+def decide(candidates, scores, bought, k=10):
+    out = candidates[["USER_ID", "ITEM_ID"]].copy()
+    out["score"] = np.random.default_rng(0).permutation(np.asarray(scores, dtype=float))
+    return out
+"""
+
+SORTED_ON_ITS_INDEX = """
+_reference_decide = decide
+
+
+def decide(candidates, scores, bought, k=10):
+    out = _reference_decide(candidates, scores, bought, k)
+    return out.sort_values(["USER_ID", "score"], ascending=[True, False])
+"""
+
+
+def test_the_shop_decision_case_is_history_users_with_their_purchases(shop):
+    """Is every row's eligibility what the history and the stock say, with no window event?"""
+    spec, holdout = shop
+    case = holdout.stages["decision"]
+    c = case.candidates
+    assert set(case.kwargs) == {"bought"} and case.output == "score"
+    assert not {"PURCHASED", "POPULARITY"} & set(c.columns)
+    assert c["CANDIDATE_ID"].is_unique and len(c) == len(case.scores) == len(case.eligible)
+    users = c["USER_ID"].unique()
+    assert len(users) == 200 and set(users) <= set(holdout.history["USER_ID"])
+    # Every user meets every item, in the catalogue the learner was given.
+    items = set(holdout.labels["ITEM_ID"])
+    assert (c.groupby("USER_ID").size() == len(items)).all() and set(c["ITEM_ID"]) == items
+    # bought: the history's purchases of those users, and nothing of the scoring window.
+    h = holdout.history
+    assert (h["EVENT_DAY"] < spec.data.split.score_start_day).all()
+    mine = h[(h["EVENT_TYPE"] == "purchase") & h["USER_ID"].isin(users)]
+    want = {u: sorted(set(g)) for u, g in mine.groupby("USER_ID")["ITEM_ID"]}
+    assert case.kwargs["bought"] == want and len(want) >= 150
+    for u, got in list(case.kwargs["bought"].items())[:20]:
+        rows = c[c["USER_ID"] == u]
+        ok = case.eligible[rows.index]
+        assert not ok[rows["ITEM_ID"].isin(got).to_numpy()].any()
+        assert (ok == (~rows["ITEM_ID"].isin(got) & rows["IN_STOCK"]).to_numpy()).all()
+    # Some stock is out, and some model scores tie (ties are free in the order check).
+    assert 0.05 < (~c["IN_STOCK"]).mean() < 0.6
+    assert len(np.unique(case.scores)) < len(case.scores)
+    assert set(case.reasons[~case.eligible]) == {"bought by the user", "out of stock"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("extra", [None, SORTED_ON_ITS_INDEX], ids=["reference", "sorted"])
+def test_the_reference_decision_keeps_the_rules_and_the_order(shop, tmp_path, extra):
+    """Does the reference decide (also when its rows come back sorted on their index) pass?"""
+    job = _shop_job(shop, tmp_path, policy_extra=extra)
+    run(job, "probe_decision")
+    assert job.metrics["decision.exclusions_respected"] == 1.0, job.stages["decision"]
+    assert job.metrics["decision.order_kept"] == 1.0, job.stages["decision"]
+    assert _full(job, "decision.exclusions_respected") and _full(job, "decision.order_kept")
+    assert job.stages["decision"]["problems"] == []
+
+
+@pytest.mark.integration
+def test_a_decision_that_ignores_what_was_bought_loses_the_exclusion_point(shop, tmp_path):
+    job = _shop_job(shop, tmp_path, policy_extra=IGNORES_BOUGHT)
+    run(job, "probe_decision")
+    # Only the users who never bought anything keep their exclusions (out of stock still is).
+    assert job.metrics["decision.exclusions_respected"] < 0.2
+    assert _points(job, "decision.exclusions_respected")[0] == 0
+    assert job.metrics["decision.order_kept"] == 1.0
+    problems = " ".join(job.stages["decision"]["problems"])
+    assert "(bought by the user)" in problems and "out of stock" not in problems
+    line = apply_rubric(job.spec.rubric, job.metrics, job.unmeasured, job.disabled)
+    feedback = next(x for x in line if x["id"] == "decision_exclusions")["feedback"]
+    assert "bought" in feedback and "IN_STOCK" in feedback
+
+
+@pytest.mark.integration
+def test_a_decision_that_shuffles_the_raw_scores_loses_the_order_point(shop, tmp_path):
+    job = _shop_job(shop, tmp_path, policy_extra=SHUFFLED_RAW_SCORES)
+    run(job, "probe_decision")
+    assert job.metrics["decision.order_kept"] == 0.0
+    assert job.metrics["decision.exclusions_respected"] == 0.0
+    assert _points(job, "decision.order_kept")[0] == 0
+    problems = " ".join(job.stages["decision"]["problems"])
+    assert "do not keep the model's order" in problems and ".0:" not in problems
 
 
 # ---- features: leakage and parity ------------------------------------------------------
