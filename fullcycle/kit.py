@@ -21,8 +21,9 @@ policy      ``policy:review_priority``   ``(candidates, value) -> priorities`` (
 service     ``service:create_app``       FastAPI app factory for ``uvicorn --factory``
 drift       ``monitor:check_drift``      ``(reference, current) -> {"drift": bool, ...}``
 decay       ``monitor:check_decay``      ``(reference, current, value) -> {"decay": bool, ...}``
-promotion   ``retrain:should_promote``   ``(champion, challenger, margin, min_roc_auc)
-                                         -> {"promote": bool, "reason": str}``
+promotion   ``retrain:should_promote``   ``(champion, challenger, margin, gate)
+                                         -> {"promote": bool, "reason": str}``; the sides'
+                                         figures are named by the spec's ``retraining``
 =========== ============================ ===================================================
 """
 

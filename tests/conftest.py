@@ -145,6 +145,18 @@ def register_world_model(world, workspace, name="fraud_detection", metrics=None,
 
 
 @pytest.fixture(scope="session")
+def learner_release(tmp_path_factory):
+    """(files written, folder) of one learner release of this repository, without check figures.
+
+    Shared by the tests that grade a released (stubbed) kit: they only read it.
+    """
+    from grading import release
+
+    folder = tmp_path_factory.mktemp("learner-release") / "release"
+    return release(REPO, folder, check_scales=()), folder
+
+
+@pytest.fixture(scope="session")
 def ranking_env(tmp_path_factory):
     """(spec, config path, instructor folder) for the grader's tiny ranking fixture project."""
     import sys

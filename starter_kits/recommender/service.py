@@ -237,15 +237,30 @@ class RecommenderService:
     def recommend(self, user_id: int, k: int) -> Recommendation:
         """The user's ``k`` best in-stock items they have not bought; popular ones if cold."""
         ### BEGIN SOLUTION
-        # The model ranks the whole catalogue for the user (the popularity when it never saw
-        # them); the policy drops what was bought or is out of stock and keeps the best k.
-        scores = self.model.score(np.full(self.item_ids.size, user_id), self.item_ids)
-        chosen = top_k(self.item_ids, scores, self.bought.get(user_id, ()), self.in_stock, k)
-        return Recommendation(
-            user_id=user_id,
-            items=[Item(item_id=int(i), score=s) for i, s in chosen],
-            fallback=None if self.model.known_user(user_id) else "popular",
-        )
+        return self.recommend_many([user_id], k)[0]
+        ### END SOLUTION
+
+    def recommend_many(self, user_ids: list[int], k: int) -> list[Recommendation]:
+        """:meth:`recommend` for several users, with one call to the model for all of them."""
+        ### BEGIN SOLUTION
+        # The model ranks the whole catalogue for each user (the popularity when it never saw
+        # them) in one vectorised call; the policy drops what each bought or what is out of
+        # stock and keeps the best k.
+        n = self.item_ids.size
+        users = np.asarray(user_ids, dtype=np.int64)
+        scores = self.model.score(np.repeat(users, n), np.tile(self.item_ids, users.size))
+        out = []
+        for row, user_id in enumerate(user_ids):
+            mine = scores[row * n : (row + 1) * n]
+            chosen = top_k(self.item_ids, mine, self.bought.get(user_id, ()), self.in_stock, k)
+            out.append(
+                Recommendation(
+                    user_id=user_id,
+                    items=[Item(item_id=int(i), score=s) for i, s in chosen],
+                    fallback=None if self.model.known_user(user_id) else "popular",
+                )
+            )
+        return out
         ### END SOLUTION
 
     def score(self, candidates: list[Candidate]) -> list[ScoreOut]:
@@ -297,7 +312,7 @@ async def recommend_batch(body: RecommendBatchRequest, service: Service):
         raise HTTPException(
             413, detail=f"batch of {n} users is above the limit of {limit}; split it"
         )
-    return RecommendBatchOut(results=[service.recommend(u, body.k) for u in body.users])
+    return RecommendBatchOut(results=service.recommend_many(body.users, body.k))
     ### END SOLUTION
 
 

@@ -8,7 +8,7 @@ never draws one. Grading the reference under many fresh seeds at full scale is
 import pytest
 from kits import KIT, REPO, SEEDS, config, fraud_spec
 
-from grading import grade, new_config, release
+from grading import grade, new_config
 
 
 @pytest.mark.integration
@@ -62,14 +62,16 @@ def test_relative_figures_are_ratios_and_say_why_when_they_mean_nothing():
 
 
 @pytest.mark.integration
-def test_the_released_kit_runs_and_scores_low_with_not_implemented_feedback(repo, tmp_path):
-    files = release(repo, tmp_path / "release", check_scales=())
+def test_the_released_kit_runs_and_scores_low_with_not_implemented_feedback(
+    learner_release, tmp_path
+):
+    files, released = learner_release
     assert files
     text = "\n".join(p.read_text() for p in files if p.suffix in (".py", ".ipynb"))
     assert "BEGIN SOLUTION" not in text and "RandomForestClassifier(" not in text
-    assert not list((tmp_path / "release").rglob("grading*.yaml"))
+    assert not list(released.rglob("grading*.yaml"))
     cfg = config(tmp_path, scale="tiny")  # a fixed secret seed: the outcome is repeatable
-    kit = tmp_path / "release" / "starter_kits" / "fraud_detection"
+    kit = released / "starter_kits" / "fraud_detection"
     result = grade(kit, fraud_spec(), cfg, tmp_path / "out")
     assert result["status"] == "notebook_failed"
     assert result["score"]["points"] == 0

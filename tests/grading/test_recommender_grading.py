@@ -8,7 +8,7 @@ reference under many fresh seeds is ``benchmarks/grade_seeds.py --project recomm
 import pytest
 from kits import REPO, SEEDS, config
 
-from grading import grade, release
+from grading import grade
 
 KIT = REPO / "starter_kits" / "recommender"
 
@@ -38,9 +38,9 @@ def test_the_reference_recommender_gets_full_marks(tmp_path):
 
 
 @pytest.mark.integration
-def test_the_released_recommender_kit_runs_to_a_clean_zero(repo, tmp_path):
-    files = release(repo, tmp_path / "release", check_scales=())
-    kit = tmp_path / "release" / "starter_kits" / "recommender"
+def test_the_released_recommender_kit_runs_to_a_clean_zero(learner_release, tmp_path):
+    files, released = learner_release
+    kit = released / "starter_kits" / "recommender"
     text = "\n".join(p.read_text() for p in kit.iterdir() if p.suffix in (".py", ".ipynb"))
     assert files and "BEGIN SOLUTION" not in text and "np.linalg" not in text
     result = grade(kit, _spec(), config(tmp_path, scale="tiny"), tmp_path / "out")
