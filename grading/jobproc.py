@@ -157,13 +157,23 @@ class JobServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _expect(proc, want: bytes | None, deadline: float) -> bytes:
-    """The next line ``proc`` writes (it must be ``want`` when given), before ``deadline``."""
+def readable(fileobj, timeout: float) -> bool:
+    """Whether ``fileobj`` has data or an end of file within ``timeout`` seconds.
+
+    ``poll()``, not ``select()``: select refuses a descriptor numbered 1024 or more, which a
+    long-lived grader process reaches (``ValueError: filedescriptor out of range``).
+    """
     import select
 
+    watch = select.poll()
+    watch.register(fileobj, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+    return bool(watch.poll(max(timeout, 0.0) * 1000))
+
+
+def _expect(proc, want: bytes | None, deadline: float) -> bytes:
+    """The next line ``proc`` writes (it must be ``want`` when given), before ``deadline``."""
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
+        if readable(proc.stdout, 0.2):
             line = proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"it ended (code {proc.poll()})")
@@ -319,10 +329,7 @@ class JobProcess:
 
     def _wait_done(self, timeout: float) -> bool:
         """Whether the child said it is done within ``timeout`` seconds."""
-        import select
-
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
+        if not readable(self.proc.stdout, timeout):
             return False
         line = self.proc.stdout.readline(64)
         if line == _DONE:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import select
 import socket
 import stat
 import subprocess
@@ -122,7 +121,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         if info == "socket":
             return self._sock
         if info == "is_readable":  # an idle kept-alive connection with data or EOF is stale
-            return self._sock.fileno() >= 0 and bool(select.select([self._sock], [], [], 0)[0])
+            from grading.jobproc import readable
+
+            return self._sock.fileno() >= 0 and readable(self._sock, 0)
         return None
 
 

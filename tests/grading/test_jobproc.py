@@ -132,3 +132,30 @@ def test_the_job_server_and_its_jobs_die_with_their_parent(tmp_path):
             parent.kill()
             parent.wait()
         parent.stdout.close()
+
+
+def test_readable_takes_a_descriptor_numbered_above_1023():
+    """A long-lived grader holds many descriptors; select() refuses any numbered 1024 or more
+    (the recommender's fair-bars run lost its service lines to it after 18 gradings)."""
+    import os
+    import select
+
+    from grading.jobproc import readable
+
+    held = []
+    try:
+        while True:  # push the next descriptor numbers past select()'s limit
+            held.append(os.open(os.devnull, os.O_RDONLY))
+            if held[-1] > 1030:
+                break
+        r, w = os.pipe()
+        held += [r, w]
+        assert r > 1023
+        with pytest.raises(ValueError, match="filedescriptor out of range"):
+            select.select([r], [], [], 0)
+        assert readable(r, 0) is False
+        os.write(w, b"x")
+        assert readable(r, 1.0) is True
+    finally:
+        for fd in held:
+            os.close(fd)
