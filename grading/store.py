@@ -39,9 +39,11 @@ the row among the rows of its submission in id order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
+import sqlite3
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -474,7 +476,7 @@ def _engine(url: URL, connect_timeout: float, busy_timeout: float):
             with contextlib.suppress(OSError):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout})
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", functools.partial(_sqlite_connect, wait=busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     try:
@@ -494,11 +496,24 @@ def _engine(url: URL, connect_timeout: float, busy_timeout: float):
         ) from None
 
 
-def _sqlite_connect(dbapi_connection, _record) -> None:
+def _sqlite_connect(dbapi_connection, _record, *, wait: float) -> None:
     # SQLAlchemy emits BEGIN itself (see _sqlite_begin), so that DDL is transactional and a
     # writer can take the write lock up front; WAL lets readers run beside a writer.
     dbapi_connection.isolation_level = None
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    # WAL is kept in the file once set. Switching to it needs the file to itself, and SQLite
+    # answers "database is locked" at once, without its busy handler, to a connection that
+    # meets another one switching it (several graders opening a new store together): wait
+    # for the switch as a writer waits for the lock.
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + 0.03 * random.random())
 
 
 def _sqlite_begin(db: Connection) -> None:
