@@ -18,6 +18,7 @@ a size bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -119,6 +120,7 @@ class _Guard:
         self.output_bytes = 0
         self.stop_reason: str | None = None
         self.km: SandboxedKernelManager | None = None
+        self.kc = None
         self._monitors: list = []
 
     def watch(self, kc) -> None:
@@ -129,6 +131,7 @@ class _Guard:
         """
         import zmq
 
+        self.kc = kc
         for channel in (kc.shell_channel, kc.iopub_channel):
             sock = getattr(channel, "socket", None)
             if sock is not None:
@@ -163,6 +166,29 @@ class _Guard:
                 pass
             monitor.close(linger=0)
         self._monitors = []
+
+    def release(self) -> None:
+        """Close the client's channels and the kernel manager's sockets and ZeroMQ context.
+
+        nbclient leaves both open when it is given the kernel manager (it may be
+        the caller's to reuse), and each open ZeroMQ context holds threads and
+        descriptors: a grader that grades submission after submission in one
+        process would gain a few dozen descriptors per submission. The kernel's
+        launcher, killed by now, is reaped first.
+        """
+        from jupyter_core.utils import run_sync
+
+        kc, self.kc = self.kc, None
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+        if self.km is not None:
+            launcher = getattr(self.km.provisioner, "process", None)
+            if launcher is not None:  # killed by now: reap it
+                with contextlib.suppress(Exception):
+                    launcher.wait(timeout=5)
+            with contextlib.suppress(Exception):
+                run_sync(self.km.cleanup_resources)()
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -427,6 +453,7 @@ def execute_notebook(
         thread.join(timeout=2)
         guard.unwatch()
         guard.kill()
+        guard.release()
         if log_file is not None:
             log_file.close()
     if result.ok and guard.stop_reason:

@@ -1,6 +1,9 @@
 """Is the grader generic? A top-k ranking project, from files, graded end to end."""
 
+import contextlib
+import gc
 import json
+import os
 
 import ranking
 
@@ -41,12 +44,28 @@ pd.DataFrame({"CANDIDATE_ID": score["CANDIDATE_ID"], "score": score["POPULARITY"
     assert result["score"]["points"] < 3
 
 
-def test_grading_twice_gives_the_same_result(ranking_env, tmp_path):
+def open_descriptors() -> list[str]:
+    """What this process's open descriptors point at (after a garbage collection)."""
+    gc.collect()
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return out
+
+
+def test_grading_twice_gives_the_same_result_and_leaves_nothing_open(ranking_env, tmp_path):
+    """A grader grades submission after submission in one process (a cohort's worker): the
+    second grading leaves no more descriptors open than the first (kernel clients' ZeroMQ
+    contexts and sockets were left open, some 30 descriptors a grading)."""
     spec, config_path, _ = ranking_env
     kit = ranking.write_kit(tmp_path / "kit", service=None, monitor=None)
     cfg = load_config(config_path)
     a = grade(kit, spec, cfg, tmp_path / "a")
+    after_one = open_descriptors()
     b = grade(kit, spec, cfg, tmp_path / "b")
+    after_two = open_descriptors()
+    assert len(after_two) <= len(after_one), sorted(set(after_two) - set(after_one))
     assert a["score"] == b["score"] and a["metrics"] == b["metrics"]
     pa, pb = a["provenance"], b["provenance"]
     for key in ("submission", "data_fingerprint", "spec_sha256", "seed_sha256", "packages"):
