@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from fullcycle.serving.process import ServiceProcess, free_port
+    from fullcycle.serving.process import ServiceProcess, free_port, kit_service_command
 
     work = Path(tempfile.mkdtemp(prefix="fullcycle-recbench-"))
     model_dir = work / "model"
@@ -198,22 +198,7 @@ def main() -> None:
 
     port = free_port()
     server = ServiceProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "service:create_app",
-            "--app-dir",
-            str(KIT_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        kit_service_command(KIT_DIR, port=port),
         f"http://127.0.0.1:{port}",
         log_path=work / "service.log",
         env={"FULLCYCLE_MODEL_DIR": str(model_dir), "FULLCYCLE_MAX_BATCH": "1000"},

@@ -221,7 +221,7 @@ def main() -> None:
     from fullcycle.kit import Kit
     from fullcycle.run import run_project
     from fullcycle.serving import service_env, warm_start_history
-    from fullcycle.serving.process import ServiceProcess, free_port
+    from fullcycle.serving.process import ServiceProcess, free_port, kit_service_command
     from fullcycle.spec import find_project
 
     spec = find_project("fraud_detection", search_root=REPO)
@@ -274,22 +274,7 @@ def main() -> None:
     store_uri = f"sqlite:///{ws / 'mlflow.db'}"
     port = free_port()
     ours = ServiceProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "service:create_app",
-            "--app-dir",
-            str(KIT_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        kit_service_command(KIT_DIR, port=port),
         f"http://127.0.0.1:{port}",
         log_path=work / "ours.log",
         env={

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,13 +109,10 @@ def _hand_over(kit, history: pd.DataFrame, items: pd.DataFrame, folder: Path, se
 
 
 def _service(kit, model_dir: Path, log: Path, spec: ProjectSpec):
-    from fullcycle.serving.process import ServiceProcess, free_port
+    from fullcycle.serving.process import ServiceProcess, free_port, kit_service_command
 
     port = free_port()
-    module, _, attr = kit.stages["service"].partition(":")
-    args = [sys.executable, "-m", "uvicorn", "--factory", f"{module}:{attr}"]
-    args += ["--app-dir", str(kit.path), "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--log-level", "warning"]
+    args = kit_service_command(kit.path, kit.stages["service"], port=port)
     env = {"FULLCYCLE_MODEL_DIR": str(model_dir), "FULLCYCLE_PROJECT": spec.name}
     if spec.service is not None:
         env["FULLCYCLE_MAX_BATCH"] = str(spec.service.max_batch)

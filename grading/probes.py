@@ -29,7 +29,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import httpcore
 import numpy as np
 import pandas as pd
 
+from fullcycle.serving.process import kit_service_command
 from fullcycle.spec import ServiceContractSpec
 from grading.sandbox import Sandbox
 
@@ -414,20 +414,7 @@ def probe_service(
     from grading.harness import open_log
 
     sock = sandbox.job_dir / "service.sock"
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        app,
-        "--uds",
-        str(sock),
-        "--app-dir",
-        str(kit_dir),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = kit_service_command(kit_dir, app, uds=sock)
     budget = REQUEST_BUDGET_TIMEOUTS * request_timeout
     out: dict = {
         "started": False,

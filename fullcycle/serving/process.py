@@ -122,6 +122,34 @@ class ServiceProcess:
         self.stop()
 
 
+def kit_service_command(
+    kit_dir,
+    app: str = "service:create_app",
+    *,
+    port: int | None = None,
+    uds=None,
+    host: str = "127.0.0.1",
+    quiet: bool = True,
+) -> list[str]:
+    """The uvicorn command line serving a kit's app factory, as a learner runs it.
+
+    ``app`` is ``module:function`` in ``kit_dir`` (uvicorn's ``--app-dir``: the
+    kit's modules import each other by plain name). It listens on
+    ``host:port``, or on the Unix socket ``uds`` when given; ``quiet`` logs
+    warnings only and no access lines.
+    """
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", app, "--app-dir", str(kit_dir)]
+    if uds is not None:
+        cmd += ["--uds", str(uds)]
+    elif port is not None:
+        cmd += ["--host", host, "--port", str(port)]
+    else:
+        raise ValueError("kit_service_command needs a port or a Unix socket (uds)")
+    if quiet:
+        cmd += ["--log-level", "warning", "--no-access-log"]
+    return cmd
+
+
 def serve_command(project: str, workspace, port: int, host: str = "127.0.0.1", *extra) -> list[str]:
     """The ``fullcycle serve`` command line for this interpreter."""
     return [

@@ -20,7 +20,7 @@ from test_service_process import assert_group_gone
 from fullcycle.data import simulate_interactions
 from fullcycle.exceptions import ConfigError
 from fullcycle.kit import Kit
-from fullcycle.serving.process import ServiceProcess, free_port
+from fullcycle.serving.process import ServiceProcess, free_port, kit_service_command
 
 from conftest import REPO
 
@@ -289,19 +289,7 @@ def test_does_the_real_process_serve_a_notebooks_hand_over_and_stop_cleanly(shop
     joblib.dump({**shop.handover, "model": fitted}, model_dir / "model.joblib")
     port = free_port()
     proc = ServiceProcess(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "service:create_app",
-            "--app-dir",
-            str(KIT_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        kit_service_command(KIT_DIR, port=port),
         f"http://127.0.0.1:{port}",
         log_path=tmp_path / "service.log",
         env={"FULLCYCLE_MODEL_DIR": str(model_dir)},
