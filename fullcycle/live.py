@@ -48,13 +48,21 @@ class LiveResult:
     leftover_processes: bool = False
 
 
-def _timeline(spec: ProjectSpec):
+def replay_timeline(spec: ProjectSpec):
+    """The spec's ``monitoring`` section, once it has every day range a live replay needs.
+
+    Raises
+    ------
+    SpecError
+        Naming the missing keys.
+    """
     m = spec.monitoring
     missing = list(_KEYS) if m is None else [k for k in _KEYS if getattr(m, k) is None]
     if missing:
         raise SpecError(
             f"monitoring: project {spec.name!r} lacks {missing}; `fullcycle live` needs the "
-            "replay timeline (see projects/fraud_detection/project.yaml)"
+            "replay timeline (projects/fraud_detection/project.yaml and "
+            "projects/recommender/project.yaml show one)"
         )
     return m
 
@@ -118,7 +126,7 @@ def run_live(
     kit = load_kit(spec, kit_dir)
 
     say = progress or (lambda _m: None)
-    plan = _timeline(spec)
+    plan = replay_timeline(spec)
     spec = at_scale(spec, scale)
     first, last = plan.replay_days
     drift_start = plan.drift_days[0]

@@ -47,10 +47,10 @@ import numpy as np
 import pandas as pd
 
 from fullcycle.exceptions import ConfigError, SpecError
+from fullcycle.live import replay_timeline
 from fullcycle.spec import ProjectSpec
 
 __all__ = ["RecommenderLiveResult", "run_live_recommender"]
-_KEYS = ("replay_days", "reference_days", "clean_days", "drift_days", "retrain_labelled_through")
 
 
 @dataclass
@@ -79,17 +79,6 @@ class RecommenderLiveResult:
             "decision": self.decision,
             "leftover_processes": self.leftover_processes,
         }
-
-
-def _timeline(spec: ProjectSpec):
-    m = spec.monitoring
-    missing = list(_KEYS) if m is None else [k for k in _KEYS if getattr(m, k) is None]
-    if missing:
-        raise SpecError(
-            f"monitoring: project {spec.name!r} lacks {missing}; `fullcycle live` needs the "
-            "replay timeline (see projects/recommender/project.yaml)"
-        )
-    return m
 
 
 def _catalogue(sim, day: int) -> pd.DataFrame:
@@ -185,7 +174,7 @@ def run_live_recommender(
     from fullcycle.kit import load_kit
 
     say = progress or (lambda _m: None)
-    plan = _timeline(spec)
+    plan = replay_timeline(spec)
     if spec.data.drift is None:
         raise SpecError(f"project {spec.name!r} has no data.drift: the live run needs one")
     kit = load_kit(spec, kit_dir)

@@ -254,3 +254,16 @@ def test_smaller_scales_shrink_the_team_with_the_bank(repo):
     assert at_scale(spec, "full") is spec
     with pytest.raises(ConfigError, match="choose from"):
         at_scale(spec, "huge")
+
+
+@pytest.mark.parametrize("project", ["fraud_detection", "recommender"])
+def test_a_live_replay_names_the_timeline_keys_its_spec_lacks(repo, project):
+    from fullcycle.live import replay_timeline
+
+    spec = find_project(project, search_root=repo)
+    assert replay_timeline(spec).replay_days[0] < replay_timeline(spec).replay_days[1]
+    partial = spec.monitoring.model_copy(update={"drift_days": None, "clean_days": None})
+    with pytest.raises(SpecError, match=r"lacks \['clean_days', 'drift_days'\]"):
+        replay_timeline(spec.model_copy(update={"monitoring": partial}))
+    with pytest.raises(SpecError, match="retrain_labelled_through"):
+        replay_timeline(spec.model_copy(update={"monitoring": None}))
