@@ -39,6 +39,7 @@ from fullcycle.spec import ProjectSpec
 
 __all__ = [
     "CONTRACT_VALUE_KINDS",
+    "AsOfCase",
     "ContractCase",
     "DecayCase",
     "DecisionCase",
@@ -135,6 +136,26 @@ class LeakageCase:
     flip_from: pd.Timestamp
     delay_days: int
     label: str = "TX_FRAUD"
+
+
+@dataclass
+class AsOfCase:
+    """Events before a day and events from that day on, for a feature computed "as of" the day.
+
+    The feature is called as ``feature(events, **{day_arg: day, keys_arg: keys})``
+    and returns one value per key (a Series on the keys, or values in their
+    order). Called again with ``later`` added to ``events`` (rows shuffled), it
+    must return the same values: a feature as of a day uses nothing of that
+    day or after it. ``what`` names the feature in the feedback.
+    """
+
+    events: pd.DataFrame
+    later: pd.DataFrame
+    day: int
+    keys: np.ndarray
+    day_arg: str = "day"
+    keys_arg: str = "items"
+    what: str = "feature"
 
 
 @dataclass
@@ -528,12 +549,14 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     stage cases: the data contract's messy export, cut from the history (a
     third stream of the seed, :func:`_interaction_contract_case`), and the
     decision's candidates with model-like scores, from the history's users and
-    purchases (a fourth stream, :func:`_interaction_decision_case`).
+    purchases (a fourth stream, :func:`_interaction_decision_case`), and the
+    features' "as of a day" case (:func:`_interaction_as_of_case`).
     """
     from fullcycle.data.candidates import interaction_config, project_window
     from fullcycle.data.interactions import simulate_interactions
 
-    streams = np.random.SeedSequence(int(seed)).spawn(4)
+    # Five streams; the first four draw as they did before the fifth was added.
+    streams = np.random.SeedSequence(int(seed)).spawn(5)
     rng = np.random.default_rng(streams[0])
     window = project_window(spec, scale, seed=int(seed))
     labels = window.candidates
@@ -569,6 +592,9 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
     decision = _interaction_decision_case(
         window.history, window.items, np.random.default_rng(streams[3])
     )
+    as_of = _interaction_as_of_case(
+        window.history, s.score_start_day, np.random.default_rng(streams[4])
+    )
     return Holdout(
         window.history,
         features,
@@ -577,7 +603,7 @@ def _interaction_simulator(spec: ProjectSpec, seed: int, scale: str, path=None) 
         drifted,
         reference,
         info={"source": "interaction_simulator", "scale": scale, **window.detail},
-        stages={"contract": contract, "decision": decision},
+        stages={"contract": contract, "decision": decision, "as_of": as_of},
     )
 
 
@@ -649,6 +675,21 @@ def _interaction_contract_case(history, items, score_start_day: int, rng) -> Con
         id_column="EVENT_ID",
         values=dict(_INTERACTION_VALUES),
     )
+
+
+def _interaction_as_of_case(history: pd.DataFrame, score_start_day: int, rng) -> AsOfCase:
+    """Item popularity as of a history day drawn from the seed, with the events of later days.
+
+    The day is one of the history's last three weeks before its final week;
+    ``events`` are the six weeks before it and ``later`` every history event
+    from it on (new items included). Keys are every item of either.
+    """
+    day = int(rng.integers(score_start_day - 21, score_start_day - 7 + 1))
+    d = history["EVENT_DAY"].to_numpy()
+    events = history[(d < day) & (d >= day - 42)].reset_index(drop=True)
+    later = history[d >= day].reset_index(drop=True)
+    keys = np.union1d(events["ITEM_ID"].to_numpy(), later["ITEM_ID"].to_numpy())
+    return AsOfCase(events, later, day, keys, "day", "items", "item popularity")
 
 
 def _interaction_decision_case(

@@ -32,7 +32,7 @@ import pandas as pd
 from fullcycle.exceptions import ConfigError, SpecError
 from fullcycle.spec import ProjectSpec
 
-__all__ = ["LiveResult", "run_live"]
+__all__ = ["LiveResult", "replay_timeline", "run_live"]
 
 _KEYS = ("replay_days", "reference_days", "clean_days", "drift_days", "retrain_labelled_through")
 

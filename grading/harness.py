@@ -295,6 +295,38 @@ def task_leakage(entries, inputs, params):
     return {"errors": errors, "rows": n}
 
 
+def per_key(obj, keys):
+    """A per-key answer (a Series on the keys, or one number per key in order) as floats."""
+    if isinstance(obj, pd.DataFrame) and obj.shape[1] == 1:
+        obj = obj.iloc[:, 0]
+    if isinstance(obj, pd.Series) and obj.index.isin(keys).all() and obj.index.is_unique:
+        obj = obj.reindex(keys)
+    arr = pd.to_numeric(pd.Series(np.asarray(obj).reshape(-1)), errors="coerce").to_numpy(float)
+    if arr.size != len(keys):
+        raise ValueError(f"it returned {arr.size} values for {len(keys)} keys: {short(obj)}")
+    return arr
+
+
+def task_as_of(entries, inputs, params):
+    fn = entries["feature"]
+    day, keys = params["day"], inputs["keys"]["key"].to_numpy()
+    past, later = inputs["events"], inputs["later"]
+    both = pd.concat([past, later], ignore_index=True)
+    both = both.iloc[np.random.default_rng(params["shuffle_seed"]).permutation(len(both))]
+    errors = {}
+    for name, events in (("base", past), ("with_later", both.reset_index(drop=True))):
+        try:
+            got = fn(events.copy(), **{params["day_arg"]: day, params["keys_arg"]: keys.copy()})
+            save(name, pd.DataFrame({"value": per_key(got, keys)}))
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            errors[name] = explain(exc)
+            if name == "base":
+                break
+    return {"errors": errors, "keys": int(len(keys))}
+
+
 def open_online(cls, path, delay):
     """The kit's online features on a fresh store, as its service opens them.
 
@@ -416,6 +448,7 @@ TASKS = {
     "decisions": task_decisions,
     "contract": task_contract,
     "leakage": task_leakage,
+    "as_of": task_as_of,
     "parity": task_parity,
     "priority": task_priority,
     "decision": task_decision,

@@ -444,6 +444,15 @@ def probe_leakage(job: Job) -> None:
         _record(job, "leakage", probe(_runner(job), case, job.spec.kit.entry("features")))
 
 
+def probe_as_of(job: Job) -> None:
+    """The learner's feature as of a hidden day, with and without the events from that day on."""
+    from grading.stages import probe_as_of as probe
+
+    case = _stage_case(job, "as_of", ("features.past_only",))
+    if case is not None:
+        _record(job, "as_of", probe(_runner(job), case, job.spec.kit.entry("features")))
+
+
 def probe_parity(job: Job) -> None:
     """The learner's online features on a replayed hidden day against the offline ones."""
     from grading.stages import probe_parity as probe
@@ -843,6 +852,7 @@ STEPS = [
     ("probe_decay", probe_decay),
     ("probe_contract", probe_contract),
     ("probe_leakage", probe_leakage),
+    ("probe_as_of", probe_as_of),
     ("probe_parity", probe_parity),
     ("probe_policy", probe_policy),
     ("probe_decision", probe_decision),
@@ -864,6 +874,7 @@ NEEDS = {
     "probe_decay": "submission",
     "probe_contract": "submission",
     "probe_leakage": "submission",
+    "probe_as_of": "submission",
     "probe_parity": "submission",
     "probe_policy": "predictions",
     "probe_decision": "submission",

@@ -24,6 +24,7 @@ __all__ = ["format_scorecard", "write_reports", "write_result_reports"]
 _STAGE_TITLES = {
     "contract": "Data contract",
     "leakage": "Features: leakage",
+    "as_of": "Features: as of a day",
     "parity": "Features: online and offline parity",
     "policy": "Decision policy",
     "decision": "Decision rules",

@@ -14,6 +14,7 @@ probe           figures                        hidden input
 contract        ``contract.faulty_quarantined`` a messy export, faults at known rows
                 ``contract.good_kept``
 leakage         ``features.leakage_free``      a history, its last rows, later rows
+as of a day     ``features.past_only``         events before a day, events from it on
 parity          ``features.parity``            a history and one day replayed online
 policy          ``policy.value_vs_top_k``      the learner's scores on the scoring window
                 ``policy.share_of_oracle``
@@ -37,6 +38,7 @@ from grading.harness import OutputError, StageRun
 
 __all__ = [
     "StageResult",
+    "probe_as_of",
     "probe_contract",
     "probe_decision",
     "probe_flags",
@@ -351,6 +353,70 @@ def probe_leakage(run, case, entry: str) -> StageResult:
             )
     out.metrics[name] = float(unchanged.mean())
     out.details = {"rows": n, "changed_rows": changed}
+    return out
+
+
+def probe_as_of(run, case, entry: str) -> StageResult:
+    """A feature as of a hidden day, computed again with the events of that day and later added.
+
+    ``features.past_only`` is the share of keys whose value is the same (within
+    1e-9) both times; a feature that is the same for every key says nothing,
+    and earns 0.
+    """
+    name = "features.past_only"
+    r = run(
+        "as_of",
+        "as_of",
+        {"feature": entry},
+        {
+            "events": case.events,
+            "later": case.later,
+            "keys": pd.DataFrame({"key": np.asarray(case.keys)}),
+        },
+        {
+            "day": int(case.day),
+            "day_arg": case.day_arg,
+            "keys_arg": case.keys_arg,
+            "shuffle_seed": int(case.day),
+        },
+    )
+    out = StageResult()
+    why = _stopped(r)
+    errors = _errors(r)
+    what = case.what
+    if why or "base" in errors:
+        return out.none([name], f"the {what} gave no result: {why or errors['base']}")
+    if "with_later" in errors:
+        out.metrics[name] = 0.0
+        out.problems.append(
+            f"the {what} as of day {case.day} fails once the events of that day and later are "
+            f"in the frame: {errors['with_later']}"
+        )
+        return out
+    try:
+        base = r.table("base")["value"].to_numpy(dtype=float)
+        later = r.table("with_later")["value"].to_numpy(dtype=float)
+    except (OutputError, KeyError) as exc:
+        return out.none([name], f"the {what}'s output cannot be read: {exc}")
+    n = len(case.keys)
+    if len(base) != n or len(later) != n:
+        return out.none([name], f"the {what} returned {len(base)} values for {n} keys")
+    same = np.isclose(base, later, rtol=LEAKAGE_TOL, atol=LEAKAGE_TOL, equal_nan=True)
+    out.details = {"keys": n, "day": int(case.day), "changed": int((~same).sum())}
+    if not np.isfinite(base).any() or np.nanmax(base) == np.nanmin(base):
+        out.metrics[name] = 0.0
+        out.problems.append(
+            f"the {what} as of day {case.day} is the same for every one of {n} keys: it tells "
+            "them apart by nothing"
+        )
+        return out
+    out.metrics[name] = float(same.mean())
+    if not same.all():
+        out.problems.append(
+            f"the {what} of {int((~same).sum())} of {n} keys as of day {case.day} changed when "
+            f"the events of day {case.day} and later were added: it counts events that had not "
+            "happened yet on that day (keep only EVENT_DAY < day)"
+        )
     return out
 
 

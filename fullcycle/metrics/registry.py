@@ -264,6 +264,10 @@ for _name, _text in {
         "share of earlier rows whose features do not change when labels younger than the delay "
         "are flipped and future rows appended"
     ),
+    "features.past_only": (
+        "share of keys (items) whose feature as of a hidden day is unchanged when the events of "
+        "that day and later are added"
+    ),
     "features.parity": (
         "share of a replayed hidden day whose online features equal the offline ones "
         "(scores: service.consistency)"

@@ -14,7 +14,7 @@ import httpx
 
 from fullcycle.exceptions import ConfigError
 
-__all__ = ["ServiceProcess", "free_port", "serve_command"]
+__all__ = ["ServiceProcess", "free_port", "kit_service_command", "serve_command"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -44,6 +44,7 @@ def test_every_scorecard_figure_is_registered(repo, small_tx):
         "contract.faulty_quarantined",
         "contract.good_kept",
         "features.leakage_free",
+        "features.past_only",
         "features.parity",
         "policy.value_vs_top_k",
         "policy.share_of_oracle",

@@ -141,16 +141,24 @@ def shop(tmp_path_factory):
     return spec, build_holdout(spec, cfg.seed_int, cfg.scale)
 
 
-def _shop_job(shop, tmp_path, contract: str | None = None, policy_extra: str | None = None):
-    """A job on the reference recommender kit, its contract replaced or its policy extended."""
+def _shop_job(
+    shop,
+    tmp_path,
+    contract: str | None = None,
+    policy_extra: str | None = None,
+    features_extra: str | None = None,
+):
+    """A job on the reference recommender kit, its contract replaced, its policy or features
+    extended."""
     spec, holdout = shop
     kit = tmp_path / "kit"
     shutil.copytree(RECOMMENDER_KIT, kit, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if contract is not None:
         (kit / "contract.py").write_text(textwrap.dedent(contract))
-    if policy_extra is not None:
-        path = kit / "policy.py"
-        path.write_text(path.read_text() + "\n\n" + textwrap.dedent(policy_extra))
+    for name, extra in (("policy", policy_extra), ("features", features_extra)):
+        if extra is not None:
+            path = kit / f"{name}.py"
+            path.write_text(path.read_text() + "\n\n" + textwrap.dedent(extra))
     return prepared_job(spec, config(tmp_path), kit, tmp_path, holdout)
 
 
@@ -308,6 +316,59 @@ def test_a_decision_that_shuffles_the_raw_scores_loses_the_order_point(shop, tmp
     assert _points(job, "decision.order_kept")[0] == 0
     problems = " ".join(job.stages["decision"]["problems"])
     assert "do not keep the model's order" in problems and ".0:" not in problems
+
+
+# ---- the recommender's features: popularity as of a day ---------------------------------
+
+# Appended to the reference features.py: ``item_popularity`` rebinds the name the grader loads.
+COUNTS_EVERY_EVENT = """
+def item_popularity(events, day=None, window_days=14, *, items=None, weights=None):
+    # Every event in the frame, whatever its day: the scoring window too, when it is there.
+    counts = events.groupby("ITEM_ID").size().astype(float)
+    return counts.reindex(items, fill_value=0.0) if items is not None else counts
+"""
+
+SAME_FOR_EVERY_ITEM = """
+def item_popularity(events, day=None, window_days=14, *, items=None, weights=None):
+    return pd.Series(1.0, index=pd.Index(items, name="ITEM_ID"))
+"""
+
+
+def test_the_shop_as_of_case_splits_the_history_at_a_day_of_the_seed(shop):
+    spec, holdout = shop
+    case = holdout.stages["as_of"]
+    start = spec.data.split.score_start_day
+    assert start - 21 <= case.day <= start - 7
+    assert (case.events["EVENT_DAY"] < case.day).all()
+    assert case.events["EVENT_DAY"].min() >= case.day - 42
+    assert (case.later["EVENT_DAY"] >= case.day).all() and (case.later["EVENT_DAY"] < start).all()
+    # Every item of either frame is a key; some items first appear on the day or after it.
+    assert set(case.keys) == set(case.events["ITEM_ID"]) | set(case.later["ITEM_ID"])
+    assert set(case.later["ITEM_ID"]) - set(case.events["ITEM_ID"])
+    assert (case.day_arg, case.keys_arg) == ("day", "items")
+
+
+@pytest.mark.integration
+def test_the_reference_popularity_counts_only_the_past(shop, tmp_path):
+    job = _shop_job(shop, tmp_path)
+    run(job, "probe_as_of")
+    assert job.metrics["features.past_only"] == 1.0, job.stages["as_of"]
+    assert _full(job, "features.past_only") and job.stages["as_of"]["problems"] == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [(COUNTS_EVERY_EVENT, "keep only EVENT_DAY < day"), (SAME_FOR_EVERY_ITEM, "same for every")],
+    ids=["counts-every-event", "same-for-every-item"],
+)
+def test_a_popularity_that_sees_the_future_or_nothing_loses_the_point(shop, tmp_path, extra, said):
+    job = _shop_job(shop, tmp_path, features_extra=extra)
+    run(job, "probe_as_of")
+    value = job.metrics["features.past_only"]
+    assert value < 0.9, job.stages["as_of"]
+    assert _points(job, "features.past_only")[0] == 0
+    assert said in " ".join(job.stages["as_of"]["problems"])
 
 
 # ---- features: leakage and parity ------------------------------------------------------
