@@ -49,10 +49,13 @@ demo-recommender: system $(STAMP) workspace/grading.yaml
 	$(BIN)/fullcycle grade starter_kits/recommender --project recommender \
 		--config workspace/grading.yaml --out workspace/grade-recommender
 
+# Two passes: the tests that may share the machine on two xdist workers, then those marked
+# `alone` (tests/conftest.py ALONE: latency bars, their own workers) one at a time.
 test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 # JupyterLab on the course, offline (jupyter/: no news, no update check); nbgrader's
 # menu and formgrader use nbgrader_config.py (curriculum/ is its source directory).
