@@ -111,6 +111,33 @@ class SandboxedKernelManager(AsyncKernelManager):
         return self._sandbox.wrap(cmd, self._env, self._cwd)
 
 
+def release_kernel(km, kc=None) -> None:
+    """Close a client's channels and a kernel manager's sockets and ZeroMQ context.
+
+    nbclient leaves both open when it is given the kernel manager (it may be
+    the caller's to reuse), and each open ZeroMQ context holds threads and
+    descriptors: a grader that grades submission after submission in one
+    process would gain a few dozen descriptors per submission. The kernel's
+    launcher (killed with its sandbox by the caller; killed here if still running) is
+    reaped first. Never raises.
+    """
+    from jupyter_core.utils import run_sync
+
+    if kc is not None:
+        with contextlib.suppress(Exception):
+            kc.stop_channels()
+    if km is None:
+        return
+    launcher = getattr(getattr(km, "provisioner", None), "process", None)
+    if launcher is not None:
+        with contextlib.suppress(Exception):
+            if launcher.poll() is None:  # a kernel its sandbox did not take down
+                launcher.kill()
+            launcher.wait(timeout=5)
+    with contextlib.suppress(Exception):
+        run_sync(km.cleanup_resources)()
+
+
 class _Guard:
     """Shared state between the notebook client, the watchdog and the caller."""
 
@@ -168,27 +195,9 @@ class _Guard:
         self._monitors = []
 
     def release(self) -> None:
-        """Close the client's channels and the kernel manager's sockets and ZeroMQ context.
-
-        nbclient leaves both open when it is given the kernel manager (it may be
-        the caller's to reuse), and each open ZeroMQ context holds threads and
-        descriptors: a grader that grades submission after submission in one
-        process would gain a few dozen descriptors per submission. The kernel's
-        launcher, killed by now, is reaped first.
-        """
-        from jupyter_core.utils import run_sync
-
+        """Close the client's channels and the kernel manager (:func:`release_kernel`)."""
         kc, self.kc = self.kc, None
-        if kc is not None:
-            with contextlib.suppress(Exception):
-                kc.stop_channels()
-        if self.km is not None:
-            launcher = getattr(self.km.provisioner, "process", None)
-            if launcher is not None:  # killed by now: reap it
-                with contextlib.suppress(Exception):
-                    launcher.wait(timeout=5)
-            with contextlib.suppress(Exception):
-                run_sync(self.km.cleanup_resources)()
+        release_kernel(self.km, kc)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:

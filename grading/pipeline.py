@@ -646,6 +646,10 @@ class Warm:
     log: object
 
     def close(self) -> None:
+        """Release the kernel manager (its kernel was killed with the sandbox) and the log."""
+        from grading.execute import release_kernel
+
+        release_kernel(self.km)
         with contextlib.suppress(OSError, ValueError):
             self.log.close()
 
