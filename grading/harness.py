@@ -282,6 +282,11 @@ def task_leakage(entries, inputs, params):
             pd.concat([history, future], ignore_index=True), rows
         ),
     }
+    return {"errors": save_variants(variants), "rows": n}
+
+
+def save_variants(variants):
+    """Save each variant's frame under its name; the errors by name (none after a failed base)."""
     errors = {}
     for name, make in variants.items():
         try:
@@ -292,7 +297,7 @@ def task_leakage(entries, inputs, params):
             errors[name] = explain(exc)
             if name == "base":
                 break
-    return {"errors": errors, "rows": n}
+    return errors
 
 
 def per_key(obj, keys):
@@ -313,18 +318,13 @@ def task_as_of(entries, inputs, params):
     past, later = inputs["events"], inputs["later"]
     both = pd.concat([past, later], ignore_index=True)
     both = both.iloc[np.random.default_rng(params["shuffle_seed"]).permutation(len(both))]
-    errors = {}
-    for name, events in (("base", past), ("with_later", both.reset_index(drop=True))):
-        try:
-            got = fn(events.copy(), **{params["day_arg"]: day, params["keys_arg"]: keys.copy()})
-            save(name, pd.DataFrame({"value": per_key(got, keys)}))
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            errors[name] = explain(exc)
-            if name == "base":
-                break
-    return {"errors": errors, "keys": int(len(keys))}
+
+    def value(events):
+        got = fn(events.copy(), **{params["day_arg"]: day, params["keys_arg"]: keys.copy()})
+        return pd.DataFrame({"value": per_key(got, keys)})
+
+    variants = {"base": lambda: value(past), "with_later": lambda: value(both.reset_index(drop=True))}
+    return {"errors": save_variants(variants), "keys": int(len(keys))}
 
 
 def open_online(cls, path, delay):
